@@ -1,0 +1,118 @@
+"""The ``nvc-mri`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nvc_mri.errors import InputError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    """nvc-mri: neurovascular conflict analysis of CISS/FIESTA MRI (coordinates in RAS+ mm)."""
+    _state["debug"] = debug
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn errors into one line on stderr and a non-zero exit (a traceback only with --debug)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # anything unexpected still gets one line
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (rerun with --debug for details)",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper
+
+
+def _info_dict(path: Path, series: Optional[str]) -> dict:
+    from nvc_mri.io import load_volume, scan
+
+    found = []
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        candidates, n_other = scan(path)
+        found = [c.summary() for c in candidates]
+    volume = load_volume(path, series=series)
+    for s in found:
+        s["chosen"] = s["series_instance_uid"] == volume.meta.series_instance_uid
+    return {
+        "input": str(path),
+        "series_found": found,
+        "chosen": {
+            "series_instance_uid": volume.meta.series_instance_uid,
+            "series_description": volume.meta.series_description,
+            "reason": volume.meta.selection_reason,
+            "format": volume.meta.format,
+            "shape": list(volume.shape),
+            "spacing_mm": [round(s, 4) for s in volume.spacing],
+            "orientation": volume.orientation,
+            "affine_ras": [[round(float(v), 5) for v in row] for row in volume.affine],
+            "sequence": volume.meta.sequence.model_dump(),
+            "is_heavily_t2_3d": volume.meta.is_heavily_t2_3d,
+            "warnings": volume.meta.warnings,
+        },
+    }
+
+
+@app.command()
+@friendly_errors
+def info(
+    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
+    series: Optional[str] = typer.Option(None, help="SeriesInstanceUID or SeriesNumber to load."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """List the series found, which one is chosen and why, and its geometry (RAS+ mm)."""
+    data = _info_dict(input, series)
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if data["series_found"]:
+        table = Table(title=f"Series in {input}")
+        for col in ("#", "description", "images", "size", "guess", "conf.", "chosen"):
+            table.add_column(col)
+        for s in data["series_found"]:
+            guess = s["family"] + (f" ({s['name']})" if s["name"] else "")
+            table.add_row(str(s["series_number"]), s["description"], str(s["images"]), f"{s['rows']}x{s['columns']}",
+                          guess, f"{s['confidence']:.2f}", "yes" if s.get("chosen") else (s["problem"] or ""))
+        console.print(table)
+    c = data["chosen"]
+    seq = c["sequence"]
+    console.print(f"[bold]Chosen:[/] {c['series_description'] or input} ({c['format']})")
+    if c["reason"]:
+        console.print(f"  why: {c['reason']}")
+    console.print(f"  shape {tuple(c['shape'])}, spacing {tuple(c['spacing_mm'])} mm, orientation {c['orientation']} (affine to RAS+ mm)")
+    console.print(f"  sequence: {seq['family']}{' (' + seq['name'] + ')' if seq['name'] else ''}, "
+                  f"confidence {seq['confidence']:.2f} from {seq['basis']}")
+    if not c["is_heavily_t2_3d"]:
+        console.print("  [yellow]not a heavily T2-weighted 3D series (CISS/FIESTA/SPACE): NVC analysis would be unreliable[/]")
+    for w in c["warnings"]:
+        console.print(f"  [yellow]warning:[/] {w}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,134 @@
+"""Build a ``Volume`` from a group of DICOM instances (classic or enhanced multi-frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from nvc_mri.errors import InputError
+from nvc_mri.io.dicom_headers import SeriesGroup, find_nested
+from nvc_mri.io.geometry import check_spacing, check_voxels, stack_geometry
+from nvc_mri.io.sequence import SequenceGuess
+from nvc_mri.io.volume import Volume, VolumeMeta, lps_to_ras
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    slope = find_nested(ds, "RescaleSlope")
+    intercept = find_nested(ds, "RescaleIntercept")
+    return float(slope if slope not in (None, "") else 1.0), float(intercept if intercept not in (None, "") else 0.0)
+
+
+def _read_pixels(path: str, source: str) -> tuple[Dataset, np.ndarray]:
+    try:
+        ds = pydicom.dcmread(path)
+        return ds, ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for truncated/undecodable data
+        raise InputError(source, f"cannot read pixel data of one instance ({type(exc).__name__}: truncated file or unsupported compression)") from None
+
+
+def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    members = group.instances
+    if any(m.position is None or m.orientation is None for m in members):
+        raise InputError(source, "some images lack ImagePositionPatient/ImageOrientationPatient")
+    first = pydicom.dcmread(members[0].path, stop_before_pixels=True)
+    spacing = first.get("PixelSpacing")
+    if spacing is None:
+        raise InputError(source, "images lack PixelSpacing")
+    geom = stack_geometry(source, np.array([m.position for m in members]), np.array(members[0].orientation), tuple(spacing))
+    out = np.empty((members[0].columns, members[0].rows, len(members)), dtype=np.float32)
+    for k, idx in enumerate(geom.order):
+        ds, pixels = _read_pixels(members[idx].path, source)
+        if pixels.ndim != 2:
+            raise InputError(source, f"unexpected pixel array of shape {pixels.shape} in a single-frame image")
+        slope, intercept = _rescale(ds)
+        out[:, :, k] = pixels.T
+        if slope != 1.0 or intercept != 0.0:
+            out[:, :, k] = out[:, :, k] * slope + intercept
+    return out, geom.affine_lps, geom.warnings
+
+
+def _frame_value(frame: Dataset, shared: Dataset, sequence: str, keyword: str):
+    for holder in (frame, shared):
+        if sequence in holder and len(holder[sequence].value) and keyword in holder[sequence].value[0]:
+            return holder[sequence].value[0][keyword].value
+    return None
+
+
+def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if len(group.instances) != 1:
+        raise InputError(source, "an enhanced MR series split over several files is not supported")
+    ds, pixels = _read_pixels(group.instances[0].path, source)
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else Dataset()
+    frames = ds.PerFrameFunctionalGroupsSequence
+    positions = [_frame_value(f, shared, "PlanePositionSequence", "ImagePositionPatient") for f in frames]
+    orientations = [_frame_value(f, shared, "PlaneOrientationSequence", "ImageOrientationPatient") for f in frames]
+    spacings = [_frame_value(f, shared, "PixelMeasuresSequence", "PixelSpacing") for f in frames]
+    if any(p is None for p in positions) or any(o is None for o in orientations) or spacings[0] is None:
+        raise InputError(source, "enhanced MR frames lack plane position, orientation or pixel spacing")
+    if len({tuple(np.round(np.asarray(o, float), 3)) for o in orientations}) > 1:
+        raise InputError(source, "frames of the enhanced MR object have several orientations (mixed stacks)")
+    warnings: list[str] = []
+    keep = np.arange(len(frames))
+    pos = np.asarray(positions, dtype=float)
+    if len({tuple(np.round(p, 2)) for p in pos}) < len(pos):
+        # repeated positions: several echoes or time points; keep the first temporal/echo index
+        index = [tuple(_frame_value(f, shared, "FrameContentSequence", "DimensionIndexValues") or ()) for f in frames]
+        first_stack = min(index, key=lambda v: v[1:] if len(v) > 1 else v)
+        keep = np.array([i for i, v in enumerate(index) if v[1:] == first_stack[1:]])
+        warnings.append(f"enhanced object holds {len(frames)} frames at repeated positions; kept {len(keep)} of one echo/time point")
+        pos = pos[keep]
+    geom = stack_geometry(source, pos, np.asarray(orientations[0], float), tuple(spacings[0]))
+    out = np.empty((pixels.shape[2], pixels.shape[1], len(keep)), dtype=np.float32)
+    for k, idx in enumerate(keep[geom.order]):
+        slope = _frame_value(frames[idx], shared, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _frame_value(frames[idx], shared, "PixelValueTransformationSequence", "RescaleIntercept")
+        out[:, :, k] = pixels[idx].T
+        if slope not in (None, "") and (float(slope) != 1.0 or float(intercept or 0) != 0.0):
+            out[:, :, k] = out[:, :, k] * float(slope) + float(intercept or 0)
+    return out, geom.affine_lps, geom.warnings + warnings
+
+
+def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selection_reason: str) -> Volume:
+    """Read the pixels of one series group into a float32 volume with a RAS+ affine.
+
+    Parameters
+    ----------
+    group : SeriesGroup
+        Instances of one series (one orientation).
+    source : str
+        Path the user gave, used in messages and metadata.
+    sequence : SequenceGuess
+        Classification of the series.
+    selection_reason : str
+        Why this series was chosen, stored in ``meta``.
+    """
+    if group.problem:
+        raise InputError(source, group.problem)
+    first = group.first
+    if first.is_enhanced:
+        array, affine_lps, warnings = _enhanced(group, source)
+    else:
+        array, affine_lps, warnings = _classic(group, source)
+    affine = lps_to_ras(affine_lps)
+    check_spacing(source, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
+    check_voxels(source, array)
+    meta = VolumeMeta(
+        source=source,
+        format="dicom-enhanced" if first.is_enhanced else "dicom",
+        modality="MR",
+        sequence=sequence,
+        series_instance_uid=first.series_uid,
+        study_instance_uid=first.study_uid,
+        frame_of_reference_uid=first.frame_of_reference_uid,
+        series_number=first.series_number,
+        series_description=first.header.get("SeriesDescription"),
+        manufacturer=first.header.get("Manufacturer"),
+        source_files=[m.path for m in group.instances],
+        selection_reason=selection_reason,
+        warnings=list(warnings),
+        header=dict(first.header),
+    )
+    return Volume(array=array, affine=affine, meta=meta)

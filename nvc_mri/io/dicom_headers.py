@@ -1,0 +1,191 @@
+"""Read DICOM headers of a folder and group instances into candidate series.
+
+No pixel data is read here. Nothing from a header becomes a file path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+LEGACY_ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.4"
+MR_IMAGE_CLASSES = {MR_IMAGE, ENHANCED_MR_IMAGE, LEGACY_ENHANCED_MR_IMAGE}
+ENHANCED_CLASSES = {ENHANCED_MR_IMAGE, LEGACY_ENHANCED_MR_IMAGE}
+
+# Header attributes the series rules look at (see configs/series_rules.yaml).
+SEQUENCE_KEYWORDS = (
+    "SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName", "ScanningSequence",
+    "SequenceVariant", "ScanOptions", "MRAcquisitionType", "ImageType", "Manufacturer",
+    "ManufacturerModelName", "ContrastBolusAgent", "FlipAngle", "EchoTime", "EffectiveEchoTime",
+    "RepetitionTime", "InversionTime", "MagneticFieldStrength", "SliceThickness",
+)
+
+
+@dataclass
+class InstanceHeader:
+    """What the loader needs from one DICOM instance (single- or multi-frame)."""
+
+    path: str
+    sop_class_uid: str
+    series_uid: str
+    study_uid: str | None
+    frame_of_reference_uid: str | None
+    series_number: int | None
+    rows: int
+    columns: int
+    n_frames: int
+    orientation: tuple[float, ...] | None
+    position: tuple[float, ...] | None
+    echo_number: int | None
+    acquisition_number: int | None
+    image_type: str
+    header: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_enhanced(self) -> bool:
+        return self.sop_class_uid in ENHANCED_CLASSES
+
+
+def find_nested(ds: Dataset, keyword: str, depth: int = 3) -> Any:
+    """First value of ``keyword`` in ``ds`` or (for enhanced objects) in its functional groups."""
+    if keyword in ds and ds[keyword].value not in (None, ""):
+        return ds[keyword].value
+    if depth == 0:
+        return None
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        if group in ds and len(ds[group].value):
+            for item in ds[group].value[0]:
+                if item.VR == "SQ" and len(item.value):
+                    found = find_nested(item.value[0], keyword, depth - 1)
+                    if found is not None:
+                        return found
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def sequence_header(ds: Dataset) -> dict[str, Any]:
+    """Sequence-describing attributes of an instance (no patient identifiers)."""
+    out: dict[str, Any] = {}
+    for kw in SEQUENCE_KEYWORDS:
+        value = find_nested(ds, kw)
+        if value is not None:
+            out[kw] = _plain(value)
+    if "EchoTime" not in out and "EffectiveEchoTime" in out:
+        out["EchoTime"] = out["EffectiveEchoTime"]
+    if "SequenceName" not in out and "PulseSequenceName" in out:
+        out["SequenceName"] = out["PulseSequenceName"]
+    return out
+
+
+def _floats(value: Any) -> tuple[float, ...] | None:
+    return None if value is None else tuple(float(v) for v in value)
+
+
+def read_instance_header(path: str) -> InstanceHeader | None:
+    """Header of one file, or ``None`` when the file is not a DICOM image instance."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    sop = str(ds.get("SOPClassUID", ""))
+    if not sop or "SeriesInstanceUID" not in ds or "Rows" not in ds:
+        return None
+    return InstanceHeader(
+        path=path,
+        sop_class_uid=sop,
+        series_uid=str(ds.SeriesInstanceUID),
+        study_uid=str(ds.get("StudyInstanceUID", "")) or None,
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None,
+        series_number=int(ds.SeriesNumber) if ds.get("SeriesNumber") not in (None, "") else None,
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        n_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        orientation=_floats(find_nested(ds, "ImageOrientationPatient")),
+        position=_floats(ds.get("ImagePositionPatient")),
+        echo_number=int(ds.EchoNumbers) if ds.get("EchoNumbers") not in (None, "") else None,
+        acquisition_number=int(ds.AcquisitionNumber) if ds.get("AcquisitionNumber") not in (None, "") else None,
+        image_type="\\".join(str(v) for v in (ds.get("ImageType") or [])),
+        header=sequence_header(ds),
+    )
+
+
+def list_files(folder: Path) -> list[str]:
+    """Every regular file below ``folder`` (nested), hidden files excluded, sorted."""
+    out: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+    return out
+
+
+@dataclass
+class SeriesGroup:
+    """Instances of one series that share an orientation (and acquisition when positions repeat)."""
+
+    key: str
+    instances: list[InstanceHeader]
+    problem: str | None = None
+
+    @property
+    def first(self) -> InstanceHeader:
+        return self.instances[0]
+
+    @property
+    def n_slices(self) -> int:
+        return sum(i.n_frames for i in self.instances)
+
+
+def _orientation_key(h: InstanceHeader) -> tuple:
+    return tuple(np.round(h.orientation, 3)) if h.orientation else ()
+
+
+def group_series(headers: list[InstanceHeader]) -> list[SeriesGroup]:
+    """Group MR image instances by series UID, then orientation, then echo/acquisition.
+
+    A series UID that mixes orientations (a 3-plane localizer) becomes several groups.
+    When slice positions repeat inside a group, it is split by echo and acquisition
+    number. A group whose images differ in rows/columns is kept but marked with
+    ``problem``, so that choosing it gives a clear error.
+    """
+    by_key: dict[tuple, list[InstanceHeader]] = {}
+    for h in headers:
+        if h.sop_class_uid not in MR_IMAGE_CLASSES:
+            continue
+        by_key.setdefault((h.series_uid, _orientation_key(h)), []).append(h)
+    groups: list[SeriesGroup] = []
+    for (uid, _), members in by_key.items():
+        positions = [tuple(np.round(m.position, 2)) for m in members if m.position]
+        if len(positions) != len(set(positions)):
+            split: dict[tuple, list[InstanceHeader]] = {}
+            for m in members:
+                split.setdefault((m.echo_number, m.acquisition_number), []).append(m)
+            parts = list(split.values())
+        else:
+            parts = [members]
+        for part in parts:
+            suffix = f"#{len([g for g in groups if g.key.startswith(uid)]) + 1}"
+            group = SeriesGroup(key=uid + suffix, instances=part)
+            sizes = sorted({(m.rows, m.columns) for m in part})
+            if len(sizes) > 1:
+                group.problem = "images of one series differ in size: " + ", ".join(f"{r}x{c}" for r, c in sizes)
+            groups.append(group)
+    return groups

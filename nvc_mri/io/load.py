@@ -1,0 +1,151 @@
+"""``load_volume``: one entry point for NIfTI files, DICOM files, folders and zip archives."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from nvc_mri.config import load_config
+from nvc_mri.errors import InputError
+from nvc_mri.io.dicom import load_group
+from nvc_mri.io.geometry import check_spacing, check_voxels
+from nvc_mri.io.sequence import classify_intensities
+from nvc_mri.io.series import SeriesCandidate, choose_series, scan_dicom_folder
+from nvc_mri.io.volume import Volume, VolumeMeta
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    with open(path, "rb") as fh:
+        head = fh.read(352)
+    if head[:2] == b"\x1f\x8b":
+        return "nifti" if name.endswith((".nii.gz", ".gz")) else "unknown"
+    if len(head) >= 348 and head[344:347] in (b"n+1", b"ni1") or name.endswith(".nii"):
+        return "nifti"
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if head[128:132] == b"DICM" or name.endswith((".dcm", ".ima")):
+        return "dicom"
+    return "unknown"
+
+
+def _load_nifti(path: Path) -> Volume:
+    try:
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj).astype(np.float32, copy=False)
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(path, f"NIfTI file is truncated ({exc.__class__.__name__})") from None
+    except Exception as exc:  # nibabel raises ValueError/ImageFileError/OSError for damaged files
+        raise InputError(path, f"not a readable NIfTI file ({str(exc).splitlines()[0][:120]})") from None
+    with nib.openers.ImageOpener(str(path)) as fh:  # the header as stored: nibabel "fixes" zero pixdim on load
+        raw = type(img.header).from_fileobj(fh, check=False)
+    if int(raw["sform_code"]) == 0 and np.any(raw["pixdim"][1:4] <= 0):
+        raise InputError(path, f"zero or negative voxel spacing in the header (pixdim {raw['pixdim'][1:4].tolist()})")
+    if array.ndim == 4 and array.shape[3] == 1:
+        array = array[..., 0]
+    if array.ndim != 3:
+        raise InputError(path, f"expected a 3D image, NIfTI has shape {array.shape}")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise InputError(path, "NIfTI affine is singular (zero voxel size)")
+    check_spacing(str(path), tuple(np.linalg.norm(affine[:3, :3], axis=0)))
+    check_voxels(str(path), array)
+    guess = classify_intensities(array)
+    warnings = []
+    if not guess.is_heavily_t2_3d or guess.confidence < 0.6:
+        warnings.append(
+            "NIfTI has no sequence header; judged from intensities, "
+            + ("CSF does not look clearly brighter than brain: this may not be a heavily T2-weighted image"
+               if not guess.is_heavily_t2_3d else "it looks heavily T2-weighted, but the guess is weak")
+        )
+    meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
+                      source_files=[str(path)], warnings=warnings)
+    return Volume(array=array, affine=affine, meta=meta)
+
+
+def _extract_zip(path: Path, into: Path) -> None:
+    limit = load_config("io.yaml")["max_zip_bytes"]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if sum(m.file_size for m in members) > limit:
+                raise InputError(path, f"zip expands beyond {limit} bytes")
+            for n, member in enumerate(members):  # never trust member names as paths
+                with zf.open(member) as src, open(into / f"{n:06d}.dcm", "wb") as dst:
+                    dst.write(src.read())
+    except zipfile.BadZipFile as exc:
+        raise InputError(path, f"damaged zip file ({exc})") from None
+
+
+def scan(path: str | Path) -> tuple[list[SeriesCandidate], int]:
+    """List the MR series in a DICOM folder, file or zip without reading pixels."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "folder":
+        return scan_dicom_folder(path)
+    if kind == "zip":
+        with tempfile.TemporaryDirectory(prefix="nvc-zip-") as tmp:
+            _extract_zip(path, Path(tmp))
+            return scan_dicom_folder(Path(tmp))
+    raise InputError(path, "scan() takes a DICOM folder or zip")
+
+
+def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> Volume:
+    candidates, _ = scan_dicom_folder(folder)
+    chosen, reason = choose_series(source, candidates, series)
+    return load_group(chosen.group, str(source), chosen.sequence, reason)
+
+
+def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
+    """Load one MR volume with exact geometry.
+
+    Parameters
+    ----------
+    path : str or Path
+        A NIfTI file (``.nii``, ``.nii.gz``), one DICOM file (single- or multi-frame),
+        a folder of DICOM files (nested, several series) or a ``.zip`` of DICOM files.
+    series : str or int, optional
+        SeriesInstanceUID or SeriesNumber to load instead of the automatic choice.
+
+    Returns
+    -------
+    Volume
+        float32 voxels in the stored axis order, an affine from voxel indices to
+        **RAS+ millimetres**, and ``meta`` with the sequence guess (``meta.sequence``),
+        series UID, source files and warnings. Use :meth:`Volume.as_canonical` for the
+        RAS+ axis order (no resampling).
+
+    Raises
+    ------
+    InputError
+        With one line naming the file and the problem.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "nifti":
+        return _load_nifti(path)
+    if kind == "folder":
+        return _load_dicom_folder(path, path, series)
+    if kind == "zip":
+        with tempfile.TemporaryDirectory(prefix="nvc-zip-") as tmp:
+            _extract_zip(path, Path(tmp))
+            volume = _load_dicom_folder(Path(tmp), path, series)
+        return volume
+    if kind == "dicom":
+        with tempfile.TemporaryDirectory(prefix="nvc-one-") as tmp:
+            link = Path(tmp) / "instance.dcm"
+            link.symlink_to(path.resolve())
+            volume = _load_dicom_folder(Path(tmp), path, series)
+        # keep the real file name, not the temporary link
+        volume.meta.source_files = [str(path)]
+        return volume
+    raise InputError(path, "neither DICOM nor NIfTI (unknown file format)")

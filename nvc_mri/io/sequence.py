@@ -1,0 +1,146 @@
+"""Recognise the MR sequence of a series: from DICOM header rules, or from the image itself.
+
+The header rules live in ``configs/series_rules.yaml``; see that file for their form.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from nvc_mri.config import load_config
+
+HEAVY_T2 = "heavily_t2_3d"
+
+
+class SequenceGuess(BaseModel):
+    """What a series probably is, and how sure the guess is."""
+
+    family: str = Field(description="heavily_t2_3d, t1, flair, t2_2d, diffusion, tof, localizer or unknown")
+    name: str | None = Field(None, description="CISS, FIESTA, SPACE, DRIVE, ... when known")
+    confidence: float = Field(ge=0.0, le=1.0)
+    basis: str = Field(description="'dicom-header' or 'image-intensities'")
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def is_heavily_t2_3d(self) -> bool:
+        return self.family == HEAVY_T2
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _matches(rule: Mapping[str, Any], header: Mapping[str, Any]) -> bool:
+    value = header.get(rule["field"])
+    if value is None or _as_text(value) == "":
+        return False
+    if "pattern" in rule and not re.search(rule["pattern"], _as_text(value), re.IGNORECASE):
+        return False
+    if "min" in rule or "max" in rule:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return False
+        if "min" in rule and number < rule["min"]:
+            return False
+        if "max" in rule and number > rule["max"]:
+            return False
+    return "also" not in rule or _matches(rule["also"], header)
+
+
+def _sequence_name(header: Mapping[str, Any], rules: Mapping[str, Any]) -> str | None:
+    text = " ".join(
+        _as_text(header.get(k)) for k in ("SequenceName", "PulseSequenceName", "SeriesDescription", "ProtocolName")
+    )
+    for entry in rules.get("sequence_names", []):
+        if any(re.search(p, text, re.IGNORECASE) for p in entry["any"]):
+            return entry["name"]
+    return None
+
+
+def classify_header(header: Mapping[str, Any], rules: Mapping[str, Any] | None = None) -> SequenceGuess:
+    """Guess the sequence family of a DICOM series from its header attributes.
+
+    Parameters
+    ----------
+    header : mapping
+        DICOM keyword -> value for one representative instance (SeriesDescription,
+        SequenceName, MRAcquisitionType, FlipAngle in degrees, EchoTime in ms, ...).
+    rules : mapping, optional
+        Parsed ``series_rules.yaml``; the shipped rules by default.
+
+    Returns
+    -------
+    SequenceGuess
+        The winning family, a name such as ``"CISS"`` for heavily T2 3D series, a
+        confidence in [0, 1] and the rules that fired.
+    """
+    rules = rules or load_config("series_rules.yaml")
+    scores: dict[str, float] = {}
+    reasons: dict[str, list[str]] = {}
+    for rule in rules["rules"]:
+        if _matches(rule, header):
+            fam = rule["family"]
+            scores[fam] = scores.get(fam, 0.0) + float(rule["weight"])
+            reasons.setdefault(fam, []).append(f"{rule['field']}={_as_text(header.get(rule['field']))!s}")
+    if not scores:
+        return SequenceGuess(family="unknown", confidence=0.0, basis="dicom-header", reasons=["no rule matched"])
+    family = max(scores, key=scores.get)
+    confidence = scores[family] / (sum(scores.values()) + 1.0)
+    name = _sequence_name(header, rules) if family == HEAVY_T2 else None
+    if family == HEAVY_T2 and name is None:
+        name = "3D T2"
+    return SequenceGuess(
+        family=family, name=name, confidence=round(confidence, 3), basis="dicom-header", reasons=reasons[family]
+    )
+
+
+def classify_intensities(array: np.ndarray) -> SequenceGuess:
+    """Judge from the voxels alone whether an image looks heavily T2-weighted.
+
+    A NIfTI file carries no sequence header. On CISS/FIESTA/SPACE the CSF in the
+    cisterns and ventricles is by far the brightest tissue, two to four times the
+    brain parenchyma; on T1 the brightest voxels (fat, white matter, enhancement)
+    are barely brighter than the bulk of the brain. The guess uses the ratio of the
+    99th percentile of the head to its median and the share of voxels above twice
+    the median. It is a weak test: the confidence says so and callers warn.
+
+    Parameters
+    ----------
+    array : ndarray
+        Image intensities (any units).
+
+    Returns
+    -------
+    SequenceGuess
+        ``heavily_t2_3d`` or ``unknown`` with basis ``"image-intensities"``.
+    """
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return SequenceGuess(family="unknown", confidence=0.0, basis="image-intensities", reasons=["no finite voxels"])
+    sample = finite[:: max(1, finite.size // 2_000_000)].astype(np.float64)
+    hi = np.percentile(sample, 99.5)
+    head = sample[sample > 0.15 * hi]
+    if head.size < 100:
+        return SequenceGuess(family="unknown", confidence=0.0, basis="image-intensities", reasons=["image nearly empty"])
+    median = float(np.median(head))
+    ratio = float(np.percentile(head, 99) / max(median, 1e-6))
+    bright_share = float(np.mean(head > 2.0 * median))
+    reasons = [f"p99/median of head = {ratio:.2f}", f"share above 2x median = {bright_share:.3f}"]
+    if ratio >= 2.2 and bright_share >= 0.02:
+        confidence = min(0.9, 0.5 + 0.15 * (ratio - 2.2) + 2.0 * bright_share)
+        return SequenceGuess(
+            family=HEAVY_T2, name="3D T2", confidence=round(confidence, 3), basis="image-intensities", reasons=reasons
+        )
+    return SequenceGuess(
+        family="unknown", confidence=round(min(0.9, 0.4 + 0.2 * (2.2 - ratio)), 3),
+        basis="image-intensities", reasons=reasons + ["CSF not clearly brighter than brain"],
+    )

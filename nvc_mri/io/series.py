@@ -1,0 +1,130 @@
+"""Find the series of a DICOM folder and choose the heavily T2-weighted 3D one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvc_mri.config import load_config
+from nvc_mri.errors import InputError
+from nvc_mri.io.dicom_headers import (
+    MR_IMAGE_CLASSES,
+    InstanceHeader,
+    SeriesGroup,
+    group_series,
+    list_files,
+    read_instance_header,
+)
+from nvc_mri.io.sequence import SequenceGuess, classify_header
+
+
+@dataclass
+class SeriesCandidate:
+    """One series found in a folder, with its classification."""
+
+    group: SeriesGroup
+    sequence: SequenceGuess
+
+    @property
+    def series_uid(self) -> str:
+        return self.group.first.series_uid
+
+    @property
+    def description(self) -> str:
+        return str(self.group.first.header.get("SeriesDescription", ""))
+
+    @property
+    def is_localizer(self) -> bool:
+        return self.sequence.family == "localizer" or self.group.n_slices < 3
+
+    def summary(self) -> dict:
+        first = self.group.first
+        return {
+            "series_instance_uid": self.series_uid,
+            "series_number": first.series_number,
+            "description": self.description,
+            "images": self.group.n_slices,
+            "rows": first.rows,
+            "columns": first.columns,
+            "family": self.sequence.family,
+            "name": self.sequence.name,
+            "confidence": self.sequence.confidence,
+            "problem": self.group.problem,
+        }
+
+
+def scan_dicom_folder(folder: Path) -> tuple[list[SeriesCandidate], int]:
+    """Read every header below ``folder`` and classify the MR image series.
+
+    Returns
+    -------
+    candidates : list of SeriesCandidate
+        MR image series (split by orientation/acquisition), localizers included.
+    n_non_image : int
+        DICOM instances that were skipped (SR, presentation states, other modalities).
+    """
+    files = list_files(folder)
+    if not files:
+        raise InputError(folder, "folder is empty")
+    headers: list[InstanceHeader] = []
+    n_other = 0
+    for f in files:
+        h = read_instance_header(f)
+        if h is None:
+            continue
+        if h.sop_class_uid in MR_IMAGE_CLASSES:
+            headers.append(h)
+        else:
+            n_other += 1
+    if not headers:
+        what = f"{n_other} DICOM object(s) but" if n_other else "no DICOM files and"
+        raise InputError(folder, f"{what} no MR image series")
+    rules = load_config("series_rules.yaml")
+    candidates = [SeriesCandidate(g, classify_header(g.first.header, rules)) for g in group_series(headers)]
+    return candidates, n_other
+
+
+def _rank(c: SeriesCandidate) -> tuple:
+    return (
+        not c.is_localizer,
+        c.group.problem is None,
+        c.sequence.is_heavily_t2_3d,
+        c.sequence.confidence if c.sequence.is_heavily_t2_3d else 0.0,
+        c.group.n_slices,
+    )
+
+
+def choose_series(
+    folder: Path, candidates: list[SeriesCandidate], series: str | int | None = None
+) -> tuple[SeriesCandidate, str]:
+    """Pick the series to analyse.
+
+    Parameters
+    ----------
+    series : str or int, optional
+        A SeriesInstanceUID or a SeriesNumber to force the choice.
+
+    Returns
+    -------
+    candidate, reason
+        The chosen series and a sentence saying why.
+    """
+    if series is not None:
+        wanted = str(series)
+        hits = [c for c in candidates if c.series_uid == wanted or str(c.group.first.series_number) == wanted]
+        if not hits:
+            raise InputError(folder, f"no series matches {wanted!r}")
+        return max(hits, key=_rank), f"requested series {wanted}"
+    usable = [c for c in candidates if not c.is_localizer]
+    if not usable:
+        raise InputError(folder, "only localizer/scout images, no 3D MR series")
+    best = max(usable, key=_rank)
+    min_conf = load_config("series_rules.yaml")["min_confidence"]
+    if best.sequence.is_heavily_t2_3d and best.sequence.confidence >= min_conf:
+        reason = f"heavily T2-weighted 3D series ({best.sequence.name}, confidence {best.sequence.confidence:.2f}) among {len(candidates)} series"
+    else:
+        reason = (
+            f"no heavily T2-weighted 3D series among {len(candidates)} series; "
+            f"loaded the largest one, which looks like {best.sequence.family}"
+        )
+    return best, reason

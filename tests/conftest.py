@@ -1,0 +1,37 @@
+"""Shared fixtures: the real de-identified scans beside the checkout, small synthetic volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from nvc_mri.io.sequence import SequenceGuess
+from nvc_mri.io.volume import Volume, VolumeMeta
+
+REAL = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real").resolve()
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real scans not found at {REAL}")
+    return REAL
+
+
+def make_volume(shape=(24, 20, 12), spacing=(0.5, 0.6, 0.8), angles_deg=(10, -7, 20), seed=0) -> Volume:
+    """A random volume on an oblique grid (RAS+ affine)."""
+    rng = np.random.default_rng(seed)
+    array = (rng.random(shape) * 1000).astype(np.float32)
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", angles_deg, degrees=True).as_matrix() @ np.diag(spacing)
+    affine[:3, 3] = [10.0, -20.0, 5.0]
+    meta = VolumeMeta(source="synthetic", format="nifti", sequence=SequenceGuess(family="unknown", confidence=0, basis="none"))
+    return Volume(array, affine, meta)
+
+
+@pytest.fixture
+def oblique_volume() -> Volume:
+    return make_volume()

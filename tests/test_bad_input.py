@@ -1,0 +1,142 @@
+"""Every kind of bad input: one line naming the file and the problem, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from nvc_mri.cli import app
+from nvc_mri.io.dicom_write import write_dicom_series
+from tests.conftest import make_volume
+
+runner = CliRunner()
+
+
+def _fails_cleanly(path, expected):
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code != 0
+    text = result.output.strip()
+    assert "Traceback" not in text
+    assert len(text.splitlines()) == 1 or text.count("error:") == 1
+    line = " ".join(text.split())
+    assert str(path) in line.replace("\n", "")
+    assert expected.lower() in line.lower(), line
+    return line
+
+
+def test_text_file_is_not_an_image(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello")
+    _fails_cleanly(f, "neither DICOM nor NIfTI")
+
+
+def test_truncated_nifti(tmp_path):
+    nib.save(make_volume().to_nifti(), tmp_path / "v.nii.gz")
+    data = (tmp_path / "v.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 2])
+    _fails_cleanly(tmp_path / "cut.nii.gz", "truncated")
+
+
+def test_truncated_dicom(tmp_path):
+    files = write_dicom_series(make_volume(), tmp_path / "s")
+    data = files[3].read_bytes()
+    files[3].write_bytes(data[: len(data) - 200])
+    _fails_cleanly(tmp_path / "s", "truncated")
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _fails_cleanly(tmp_path / "empty", "empty")
+
+
+def test_folder_without_mr_images(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("x")
+    _fails_cleanly(tmp_path / "docs", "no MR image series")
+
+
+def test_non_mr_dicom_only(tmp_path):
+    files = write_dicom_series(make_volume(), tmp_path / "ct")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT
+        ds.Modality = "CT"
+        ds.save_as(f)
+    _fails_cleanly(tmp_path / "ct", "no MR image series")
+
+
+def test_single_slice_is_2d(tmp_path):
+    nib.save(nib.Nifti1Image(np.random.rand(64, 64, 1).astype(np.float32), np.eye(4)), tmp_path / "one.nii")
+    _fails_cleanly(tmp_path / "one.nii", "2D")
+
+
+def test_single_dicom_slice_is_2d(tmp_path):
+    files = write_dicom_series(make_volume(), tmp_path / "s")
+    _fails_cleanly(files[0], "2D")
+
+
+def test_nan_voxels(tmp_path):
+    arr = np.random.rand(16, 16, 16).astype(np.float32)
+    arr[3, 4, 5] = np.nan
+    arr[1, 1, 1] = np.inf
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), tmp_path / "nan.nii.gz")
+    _fails_cleanly(tmp_path / "nan.nii.gz", "2 voxel(s) are NaN or infinite")
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-4, 100.0])
+def test_zero_or_absurd_spacing(tmp_path, scale):
+    img = nib.Nifti1Image(np.random.rand(16, 16, 16).astype(np.float32), None)
+    img.header["pixdim"][1:4] = [1.0, 1.0, scale]  # no sform/qform: the affine comes from pixdim
+    nib.save(img, tmp_path / "s.nii")
+    _fails_cleanly(tmp_path / "s.nii", "zero or negative voxel spacing" if scale == 0 else "absurd voxel spacing")
+
+
+def test_uneven_slice_spacing(tmp_path):
+    files = write_dicom_series(make_volume(angles_deg=(0, 0, 0)), tmp_path / "s")
+    ds = pydicom.dcmread(files[5])
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 0.3
+    ds.save_as(files[5])
+    _fails_cleanly(tmp_path / "s", "inconsistent slice spacing")
+
+
+def test_missing_slice(tmp_path):
+    files = write_dicom_series(make_volume(angles_deg=(0, 0, 0)), tmp_path / "s")
+    files[6].unlink()
+    _fails_cleanly(tmp_path / "s", "1 missing slice")
+
+
+def test_mixed_rows_and_columns_in_one_series(tmp_path):
+    vol = make_volume(angles_deg=(0, 0, 0))
+    files = write_dicom_series(vol, tmp_path / "s")
+    small = make_volume(shape=(12, 10, 12), angles_deg=(0, 0, 0))
+    other = write_dicom_series(small, tmp_path / "o")
+    uid = pydicom.dcmread(files[0]).SeriesInstanceUID
+    for f in other[:4]:
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID = uid
+        ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 100
+        ds.save_as(tmp_path / "s" / ("z" + f.name))
+    _fails_cleanly(tmp_path / "s", "differ in size")
+
+
+def test_duplicate_positions_mixed_series(tmp_path):
+    vol = make_volume(angles_deg=(0, 0, 0))
+    files = write_dicom_series(vol, tmp_path / "s")
+    shutil.copy(files[2], tmp_path / "s" / "copy.dcm")
+    ds = pydicom.dcmread(tmp_path / "s" / "copy.dcm")
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.save_as(tmp_path / "s" / "copy.dcm")
+    _fails_cleanly(tmp_path / "s", "share one position")
+
+
+def test_debug_flag_shows_traceback(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello")
+    result = runner.invoke(app, ["--debug", "info", str(f)])
+    assert result.exit_code != 0
+    assert result.exception is not None  # raised, not swallowed

@@ -1,0 +1,114 @@
+"""Loader behaviour on DICOM and NIfTI written here: round trips, compression, series choice, zip."""
+
+from __future__ import annotations
+
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+from pydicom.uid import JPEGLSLossless, RLELossless
+
+from nvc_mri.io import load_volume, scan
+from nvc_mri.io.dicom_write import write_dicom_series
+from tests.conftest import make_volume
+
+
+@pytest.mark.parametrize("syntax", [None, RLELossless, JPEGLSLossless])
+def test_oblique_dicom_round_trip(tmp_path, oblique_volume, syntax):
+    write_dicom_series(oblique_volume, tmp_path / "s", transfer_syntax=syntax)
+    vol = load_volume(tmp_path / "s")
+    np.testing.assert_allclose(vol.affine, oblique_volume.affine, atol=1e-5)
+    slope = (oblique_volume.array.max() - oblique_volume.array.min()) / 4095
+    assert np.abs(vol.array - oblique_volume.array).max() <= slope / 2 + 1e-3
+    assert vol.meta.sequence.family == "heavily_t2_3d" and vol.meta.sequence.name == "CISS"
+
+
+def test_slices_are_sorted_by_position_not_file_name(tmp_path, oblique_volume):
+    files = write_dicom_series(oblique_volume, tmp_path / "s")
+    for n, f in enumerate(reversed(files)):  # file names now run against the slice order
+        f.rename(tmp_path / "s" / f"x{n:03d}.dcm")
+    vol = load_volume(tmp_path / "s")
+    np.testing.assert_allclose(vol.affine, oblique_volume.affine, atol=1e-5)
+
+
+def test_nifti_round_trip_keeps_affine(tmp_path, oblique_volume):
+    nib.save(oblique_volume.to_nifti(), tmp_path / "v.nii.gz")
+    vol = load_volume(tmp_path / "v.nii.gz")
+    np.testing.assert_allclose(vol.affine, oblique_volume.affine, atol=1e-5)
+    np.testing.assert_array_equal(vol.array, oblique_volume.array)
+
+
+def _study(tmp_path):
+    """A nested study folder: 3-plane localizer, a T1 MPRAGE, a FIESTA, a structured report."""
+    study = tmp_path / "study"
+    base = make_volume(shape=(16, 16, 20), angles_deg=(0, 0, 0))
+    write_dicom_series(base, study / "a" / "t1", series_number=2, overrides=dict(
+        SeriesDescription="t1_mprage_sag", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
+        FlipAngle=9.0, InversionTime=900.0))
+    fiesta = write_dicom_series(base, study / "b" / "deep" / "fiesta", preset="FIESTA", series_number=5)
+    import pydicom
+    uid = pydicom.dcmread(fiesta[0]).SeriesInstanceUID
+    loc_uid = "1.2.3.4.5.6.7.8.9"
+    for n, angles in enumerate([(0, 0, 0), (90, 0, 0), (0, 90, 0)]):
+        loc = make_volume(shape=(16, 16, 3), angles_deg=angles, seed=n)
+        write_dicom_series(loc, study / "loc" / str(n), series_uid=loc_uid, series_number=1,
+                           overrides=dict(SeriesDescription="localizer", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"]))
+    sr = pydicom.dcmread(fiesta[0])
+    sr.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"
+    sr.file_meta.MediaStorageSOPClassUID = sr.SOPClassUID
+    sr.SeriesInstanceUID = "1.2.3.99"
+    del sr.PixelData
+    sr.save_as(study / "sr.dcm")
+    return study, uid, base
+
+
+def test_series_selection_picks_the_heavily_t2_3d_series(tmp_path):
+    study, fiesta_uid, base = _study(tmp_path)
+    candidates, n_other = scan(study)
+    assert n_other == 1  # the SR is not an image series
+    families = sorted(c.sequence.family for c in candidates)
+    assert families.count("localizer") == 3  # one UID, three orientations -> three groups
+    assert "t1" in families and "heavily_t2_3d" in families
+    vol = load_volume(study)
+    assert vol.meta.series_instance_uid == fiesta_uid
+    assert vol.meta.sequence.name == "FIESTA" and vol.meta.is_heavily_t2_3d
+    assert "heavily T2-weighted 3D series" in vol.meta.selection_reason
+
+
+def test_series_can_be_forced_and_non_t2_is_flagged(tmp_path):
+    study, _, _ = _study(tmp_path)
+    vol = load_volume(study, series=2)
+    assert vol.meta.sequence.family == "t1" and not vol.meta.is_heavily_t2_3d
+
+
+def test_zip_of_dicom_loads(tmp_path):
+    study, fiesta_uid, base = _study(tmp_path)
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in study.rglob("*.dcm"):
+            zf.write(f, arcname="../../evil/" + f.name if f.name == "sr.dcm" else str(f.relative_to(study)))
+    vol = load_volume(archive)
+    assert vol.meta.series_instance_uid == fiesta_uid
+    np.testing.assert_allclose(vol.affine, base.affine, atol=1e-5)
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_canonical_view_is_a_permutation_not_a_resampling(oblique_volume):
+    canon = oblique_volume.as_canonical()
+    assert canon.orientation == "RAS"
+    assert sorted(canon.array.ravel().tolist()) == sorted(oblique_volume.array.ravel().tolist())
+    corners = {tuple(np.round(c, 4)) for c in canon.world_corners()}
+    assert corners == {tuple(np.round(c, 4)) for c in oblique_volume.world_corners()}
+    back = canon.reorient_like(canon.array, oblique_volume)
+    np.testing.assert_array_equal(back, oblique_volume.array)
+
+
+def test_gantry_tilt_is_reported_with_its_angle(tmp_path, oblique_volume):
+    sheared = oblique_volume.affine.copy()
+    sheared[:3, 2] += 0.05 * sheared[:3, 0]  # slices slide sideways by 5% of a pixel step
+    vol = oblique_volume.__class__(oblique_volume.array, sheared, oblique_volume.meta)
+    write_dicom_series(vol, tmp_path / "t")
+    loaded = load_volume(tmp_path / "t")
+    assert any("sheared" in w and "deg" in w for w in loaded.meta.warnings)
+    np.testing.assert_allclose(loaded.affine, sheared, atol=1e-5)
