@@ -24,3 +24,10 @@ def test_shipped_configs_are_the_top_level_configs():
 
 def test_version():
     assert nvc_mri.__version__.count(".") == 2
+
+
+def test_label_values_match_config():
+    from nvc_mri.labels import LABEL_NAMES
+
+    shipped = {int(k): v["name"] for k, v in load_config("labels.yaml")["labels"].items()}
+    assert shipped == LABEL_NAMES

@@ -1,0 +1,54 @@
+"""Options of the phantom generator (pydantic, so presets and CLI share one validated shape)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SEGMENTS = ("root_exit_point", "attached_segment", "root_detachment_point", "transition_zone", "cisternal")
+VESSELS = ("AICA", "PICA", "VA")
+KINDS = ("none", "near_miss", "contact", "deformity")
+LESION_TYPES = ("vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst")
+
+
+class ConflictSpec(BaseModel):
+    """The neurovascular relation to build on one side (facial nerve)."""
+
+    kind: Literal["none", "near_miss", "contact", "deformity"] = "none"
+    segment: Literal["root_exit_point", "attached_segment", "root_detachment_point", "transition_zone", "cisternal"] = "attached_segment"
+    vessel: Literal["AICA", "PICA", "VA"] = "AICA"
+    gap_mm: float | None = Field(None, description="near miss: surface gap in mm (0.2-2 by default)")
+    depth_mm: float | None = Field(None, description="deformity: indentation or displacement depth in mm")
+    mode: Literal["indent", "displace"] | None = Field(None, description="deformity mode")
+    second_vessel: bool = Field(False, description="a second artery also near the nerve at another segment")
+
+
+class LesionSpec(BaseModel):
+    """A secondary lesion in one cerebellopontine angle."""
+
+    type: Literal["vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst"]
+    side: Literal["left", "right"] = "right"
+    koos: int | None = Field(None, ge=1, le=4, description="vestibular schwannoma only")
+
+
+class PhantomOptions(BaseModel):
+    """Everything that varies between phantom cases; ``None`` means drawn from the seed."""
+
+    contrast: Literal["ciss", "fiesta", "random"] | None = None
+    spacing_mm: tuple[float, float, float] | None = Field(None, description="output voxel size (in-plane, in-plane, slice)")
+    slab_mm: float | None = Field(None, description="slab thickness, 50-80 mm by default")
+    fov_mm: float = Field(128.0, description="in-plane field of view")
+    orientation: Literal["axial", "oblique"] | None = None
+    snr: float | None = Field(None, description="CSF signal / noise sigma")
+    max_pose_deg: float = 15.0
+    size_jitter: float = 0.15
+    right: ConflictSpec | None = None
+    left: ConflictSpec | None = None
+    lesion: LesionSpec | None = None
+    lesion_probability: float = 0.3
+    dolichoectasia_probability: float = 0.08
+    vein_probability: float = 0.2
+    banding_probability: float = 0.15
+    motion_probability: float = 0.15
+    supersample: int = Field(4, ge=4, le=8, description="label rendering is this many times finer per axis")
