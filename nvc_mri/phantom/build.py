@@ -198,6 +198,11 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
                 ok = ok and good and gap_profile(d.side.vestibulocochlear, tube).min() > 0.3
         if ok:
             break
+    for lesion in a.lesions:  # arteries are displaced by a mass, but run through an epidermoid
+        if lesion.type != "epidermoid":
+            sdf = lesion.sdf(a)
+            arteries = [(push_out(t, sdf, 0.3) if sdf(t.centreline.astype(np.float32)).min() < t.radius + 0.3 else t, v)
+                        for t, v in arteries]
     for side_name, sg in (("right", 1.0), ("left", -1.0)):
         ctrl = np.array([ba.centreline[-1] - [0, 0, 6], [sg * 8, 13, 27.5], [sg * 15, 5, 25.5], [sg * 17, -6, 23.5]]) * [1, 1, 1]
         ctrl[1:] *= a.scale
