@@ -187,3 +187,34 @@ def test_domain_randomised_mode_changes_contrast_not_anatomy():
     assert a.truth.sides["right"].min_gap_mm == b.truth.sides["right"].min_gap_mm
     ratio = lambda c: np.median(c.image.array[c.labels.array == 1]) / np.percentile(c.image.array, 99)  # noqa: E731
     assert abs(ratio(a) - ratio(b)) > 0.02
+
+
+def test_two_vessels_near_one_nerve():
+    from nvc_mri.phantom.truth import side_truth
+
+    spec = ConflictSpec(kind="contact", segment="attached_segment", vessel="AICA", second_vessel=True)
+    for seed in range(60, 66):
+        anatomy, design = build_geometry(np.random.default_rng(seed), PhantomOptions(right=spec, left=ConflictSpec(), lesion_probability=0))
+        if design["right"]["achieved"]:
+            break
+    assert design["right"]["achieved"], "no seed built the two-vessel design"
+    truth = side_truth(anatomy, "right", np.eye(4), design["right"])
+    first, second = truth.arteries[:2]
+    assert (first.vessel, first.gap_mm, first.segment) == ("AICA", 0.0, "attached_segment")
+    assert second.vessel == "PICA" and second.segment == "cisternal"
+    assert abs(second.gap_mm - design["right"]["second_vessel"]["clearance"]) < 0.05
+    assert truth.vessel == "AICA" and truth.severity == "contact"
+
+
+def test_phantom_cli_writes_cases(tmp_path):
+    from typer.testing import CliRunner
+
+    from nvc_mri.cli import app
+
+    result = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--n", "1", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    case = tmp_path / "out" / "case_0000004"
+    assert sorted(p.name for p in case.iterdir()) == ["image.nii.gz", "labels.nii.gz", "truth.json"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary left behind
+    bad = CliRunner().invoke(app, ["phantom", str(tmp_path / "x"), "--format", "png"])
+    assert bad.exit_code != 0 and "format must be nifti or dicom" in bad.output

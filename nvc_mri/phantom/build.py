@@ -80,6 +80,12 @@ class _Design:
         else:
             self.clearance = None
         self.undisplaced = self.side.facial
+        self.second = None  # a second artery near the nerve, farther than the offender, at another segment
+        if spec.second_vessel and self.kind != "none":
+            segment = "cisternal" if spec.segment != "cisternal" else "attached_segment"
+            lo, hi = segment_window(segment, self.detach, cfg["transition_zone_mm"], cfg["landmark_window_mm"])
+            self.second = dict(vessel="PICA" if spec.vessel != "PICA" else "AICA", segment=segment,
+                               s_star=float(rng.uniform(lo, hi)), clearance=max(self.clearance, 0.0) + float(rng.uniform(0.4, 1.0)))
 
 
 def _designed_route(a, d: _Design, vessel: str, parent: Tube, rng, rv: float) -> tuple[list, list, np.ndarray]:
@@ -180,19 +186,31 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
                     tube = _exact_crossing(a, d.side.facial, f"{vessel}_{n}", before, cross, after, u, rv, d.clearance)
                     arteries.append((tube, vessel))
                     continue
-                else:
+                if d.second and d.second["vessel"] == vessel:
                     before, after = branch_controls(a, vessel, d.side.sigma, parent, rng)
-                    controls = repel(before + after, obstacles, CLEAR_OF_NERVE_MM + 1.5)
+                    cross, u = crossing_points(a, d.side.facial, d.second["s_star"], vessel, d.side.sigma,
+                                               d.second["clearance"], rv, rng, towards=after[0])
+                    before, after = repel(before, obstacles, 2.5), repel(after, obstacles, 2.5, fixed=0)
+                    tube = _exact_crossing(a, d.side.facial, f"{vessel}_{n}", before, cross, after, u, rv, d.second["clearance"])
+                    arteries.append((tube, vessel))
+                    continue
+                before, after = branch_controls(a, vessel, d.side.sigma, parent, rng)
+                controls = repel(before + after, obstacles, CLEAR_OF_NERVE_MM + 1.5)
                 arteries.append((route(f"{vessel}_{n}", controls, rv, a), vessel))
         ok = True
+        achieved = {n: True for n in a.sides}
         for n, d in designs.items():
             nerve = d.side.facial
             s = nerve.arc_length() - nerve.arc_length()[np.nonzero(a.brainstem_sdf(nerve.centreline) > 0)[0][0]]
             for tube, name in arteries:
                 designed = d.kind != "none" and name == d.spec.vessel and tube.name.endswith(n)
+                second = d.second is not None and name == d.second["vessel"] and tube.name.endswith(n)
                 if designed:
                     good = _check(a, nerve, tube, d.s_star, d.clearance, s)
-                    achieved[n] = good
+                    achieved[n] = achieved[n] and good
+                elif second:
+                    good = _check(a, nerve, tube, d.second["s_star"], d.second["clearance"], s)
+                    achieved[n] = achieved[n] and good
                 else:
                     good = gap_profile(nerve, tube).min() > CLEAR_OF_NERVE_MM
                 ok = ok and good and gap_profile(d.side.vestibulocochlear, tube).min() > 0.3
@@ -217,6 +235,7 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
         n: {"spec": d.spec.model_dump(), "built_kind": d.kind, "achieved": achieved[n] if d.kind != "none" else None,
             "s_star_mm": d.s_star if d.kind != "none" else None, "mode": d.mode if d.kind == "deformity" else None,
             "displacement_mm": d.depth if d.kind == "deformity" and d.mode == "displace" else 0.0,
+            "second_vessel": d.second,
             "attempts": attempt + 1}
         for n, d in designs.items()
     }
