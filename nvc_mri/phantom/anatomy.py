@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from nvc_mri.phantom.shapes import Tube, arc_length, ellipsoid_sdf, hermite, resample_polyline, smooth_union
+from nvc_mri.phantom.shapes import Tube, arc_length, ellipsoid_sdf, hermite, smooth_union
 
 SIDES = {"right": 1.0, "left": -1.0}
 
@@ -47,7 +47,6 @@ class Side:
     vestibulocochlear: Tube | None = None
     trigeminal: Tube | None = None
     detachment_s: float = 0.0           # arc length of the root detachment point on CN VII (mm)
-    facial_undisplaced: np.ndarray | None = None
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Anatomy:
         return np.maximum(bone, -np.minimum(self.iac_sdf(x, 1.0), self.iac_sdf(x, -1.0)))
 
 
-def _fixed_regions(a: Anatomy) -> list[Region]:
+def fixed_regions(a: Anatomy) -> list[Region]:
     """Background anatomy (unlabelled except the brainstem), lowest priority first."""
     p = a.p
     big = (np.full(3, -200.0), np.full(3, 200.0))
@@ -176,10 +175,6 @@ def build_base(rng: np.random.Generator, size_jitter: float) -> Anatomy:
         axis = _unit(-n + np.array([sg * 0.6, 0.0, 0.1]))  # into the bone, laterally
         a.sides[name] = Side(sigma=sg, porus=porus, iac_axis=axis, iac_radius=j(2.5, 3.0), iac_length=j(9, 11))
     return a
-
-
-def fixed_regions(a: Anatomy) -> list[Region]:
-    return _fixed_regions(a)
 
 
 def _iac_point(side: Side, offset_dir: np.ndarray, offset: float, depth: float) -> np.ndarray:
@@ -264,16 +259,5 @@ def attached_length(a: Anatomy, nerve: Tube, tolerance: float) -> tuple[float, n
     return float(s[end] - s[start]), s - s[start]
 
 
-def smooth_polyline(points: np.ndarray, sigma_mm: float) -> np.ndarray:
-    """Gaussian smoothing along a resampled centreline (ends fixed)."""
-    from scipy.ndimage import gaussian_filter1d
-
-    pts = resample_polyline(points)
-    k = sigma_mm / np.mean(np.linalg.norm(np.diff(pts, axis=0), axis=1))
-    out = gaussian_filter1d(pts, k, axis=0, mode="nearest")
-    out[0], out[-1] = pts[0], pts[-1]
-    return out
-
-
 __all__ = ["Anatomy", "Region", "Side", "SIDES", "arc_length", "attached_length", "build_base", "fixed_regions",
-           "build_facial_nerve", "build_vestibulocochlear_nerve", "build_trigeminal_nerve", "smooth_polyline"]
+           "build_facial_nerve", "build_vestibulocochlear_nerve", "build_trigeminal_nerve"]

@@ -229,8 +229,6 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
             vein = np.array([[sg * 14, 1, 17], [sg * 18, -1, 14], [sg * 23, -3, 13]]) * a.scale
             a.veins.append(Tube(f"petrosal_vein_{side_name}", catmull_rom(vein), float(rng.uniform(0.5, 0.9))))
     a.arteries = arteries
-    for n, d in designs.items():
-        d.side.facial_undisplaced = d.undisplaced.centreline
     design = {
         n: {"spec": d.spec.model_dump(), "built_kind": d.kind, "achieved": achieved[n] if d.kind != "none" else None,
             "s_star_mm": d.s_star if d.kind != "none" else None, "mode": d.mode if d.kind == "deformity" else None,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvc_mri.phantom.anatomy import Anatomy, Side, _unit
-from nvc_mri.phantom.options import ConflictSpec
-from nvc_mri.phantom.shapes import Tube, arc_length, catmull_rom, closest_approach, resample_polyline
+from nvc_mri.phantom.anatomy import Anatomy, _unit
+from nvc_mri.phantom.shapes import Tube, arc_length, catmull_rom, resample_polyline
 
 APPROACH_BIAS = {  # direction from the nerve towards the offending artery (right side; x is mirrored)
     "AICA": np.array([0.0, 0.5, -0.7]),
@@ -161,6 +160,3 @@ def repel(controls: list, obstacles: list[Tube], clearance: float, fixed: int = 
                 out[i] = tube.centreline[j] + direction * need
     return out
 
-
-__all__ = ["segment_window", "vertebrobasilar", "branch_controls", "crossing_points", "displace_nerve", "route",
-           "gap_profile", "stays_outside", "repel", "ConflictSpec", "closest_approach", "Side"]
