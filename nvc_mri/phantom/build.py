@@ -88,7 +88,9 @@ class _Design:
                                s_star=float(rng.uniform(lo, hi)), clearance=max(self.clearance, 0.0) + float(rng.uniform(0.4, 1.0)))
 
 
-def _designed_route(a, d: _Design, vessel: str, parent: Tube, rng, rv: float) -> tuple[list, list, np.ndarray]:
+def _designed_route(a: Anatomy, d: _Design, vessel: str, parent: Tube, rng: np.random.Generator,
+                    rv: float) -> tuple[list, list, list, np.ndarray]:
+    """Control points before the nerve, through the designed crossing, after it; and the approach direction."""
     before, after = branch_controls(a, vessel, d.side.sigma, parent, rng)
     nerve = d.side.facial
     sideways = d.kind == "deformity" and d.mode == "displace"
@@ -134,8 +136,9 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
     designs = {n: _Design(a, n, specs[n], rng, blocked[n]) for n in a.sides}
     dolicho = None
     if rng.random() < opts.dolichoectasia_probability:
-        dolicho = str(rng.choice([n for n in a.sides if designs[n].kind == "none"] or [None]))
-        dolicho = None if dolicho == "None" else dolicho
+        clean_sides = [n for n in a.sides if designs[n].kind == "none"]
+        drawn = str(rng.choice(clean_sides or ["none"]))  # one draw either way keeps the seed stream stable
+        dolicho = drawn if clean_sides else None
 
     achieved = {n: False for n in a.sides}
     for attempt in range(30):
