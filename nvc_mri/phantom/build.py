@@ -233,7 +233,7 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
             a.veins.append(Tube(f"petrosal_vein_{side_name}", catmull_rom(vein), float(rng.uniform(0.5, 0.9))))
     a.arteries = arteries
     design = {
-        n: {"spec": d.spec.model_dump(), "built_kind": d.kind, "achieved": achieved[n] if d.kind != "none" else None,
+        n: {"spec": d.spec.model_dump(), "built_kind": d.kind, "achieved": bool(achieved[n]) if d.kind != "none" else None,
             "s_star_mm": d.s_star if d.kind != "none" else None, "mode": d.mode if d.kind == "deformity" else None,
             "displacement_mm": d.depth if d.kind == "deformity" and d.mode == "displace" else 0.0,
             "second_vessel": d.second,
