@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -50,7 +50,7 @@ def friendly_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def _info_dict(path: Path, series: Optional[str]) -> dict:
+def _info_dict(path: Path, series: str | None) -> dict:
     from nvc_mri.io import load_volume, scan
 
     found = []
@@ -83,7 +83,7 @@ def _info_dict(path: Path, series: Optional[str]) -> dict:
 @friendly_errors
 def info(
     input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
-    series: Optional[str] = typer.Option(None, help="SeriesInstanceUID or SeriesNumber to load."),
+    series: str | None = typer.Option(None, help="SeriesInstanceUID or SeriesNumber to load."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List the series found, which one is chosen and why, and its geometry (RAS+ mm)."""
@@ -139,6 +139,83 @@ def phantom(
             write_case(generate(case_seed, **options), outdir / f"case_{case_seed:07d}", fmt)
             progress.advance(task)
     console.print(f"wrote {len(cases)} case(s) to {outdir}")
+
+
+@app.command()
+@friendly_errors
+def train(
+    config: Path = typer.Option(Path("configs/train.yaml"), "--config", "-c", help="Training config (YAML)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+) -> None:
+    """Train the coarse and fine U-Nets on phantoms generated on the fly (see configs/train.yaml)."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from nvc_mri.config import load_config
+    from nvc_mri.segment.train import TrainConfig
+    from nvc_mri.segment.train import train as run_training
+
+    settings = TrainConfig(**load_config(config))
+    with Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("train", total=settings.steps, status="waiting for phantoms")
+
+        def report(step: int, stats: dict) -> None:
+            status = f"loss {stats['loss']:.3f}  cases {stats['cases']}"
+            if "val_dice" in stats:
+                status += "  val Dice " + " ".join(f"{k[:6]} {v:.2f}" for k, v in stats["val_dice"].items())
+                console.log(status)
+            bar.update(task, completed=step, status=status)
+
+        weights = run_training(settings, resume=resume, progress=report)
+    console.print(f"[bold]Weights written to {weights}[/]")
+
+
+@app.command()
+@friendly_errors
+def segment(
+    input: Path = typer.Argument(..., help="NIfTI file, DICOM folder/file or zip."),
+    output: Path = typer.Option(..., "--output", "-o", help="Label map to write (.nii.gz), on the input's grid."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    weights: Path | None = typer.Option(None, "--weights", help="Other weights (safetensors) than the shipped ones."),
+) -> None:
+    """Segment brainstem, CN VII, CN VIII, arteries and lesions with the shipped U-Net."""
+    from nvc_mri.atomic import atomic_save_nifti
+    from nvc_mri.io import load_volume
+    from nvc_mri.segment.inference import configure_threads, run_segmentation
+    from nvc_mri.segment.model import load_networks
+
+    configure_threads()
+    volume = load_volume(input, series=series)
+    result = run_segmentation(volume, networks=load_networks(weights), device=device)
+    atomic_save_nifti(result.labels.to_nifti(dtype="uint8"), output)
+    where = "whole volume (coarse pass not trusted: " + str(result.coarse_reason) + ")" if result.used_fallback else "brainstem and both CPAs"
+    console.print(f"Labels written to {output} (fine pass over {where}, {result.timings_s['total']:.1f} s)")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    pred_dir: Path = typer.Argument(..., help="Predicted label maps: <case>/labels.nii.gz or <case>.nii.gz."),
+    truth_dir: Path = typer.Argument(..., help="Reference label maps, same layout (a phantom folder works)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for metrics.csv and metrics.json (default: PRED_DIR)."),
+) -> None:
+    """Dice, 95% Hausdorff distance (mm) and surface Dice at 0.5 mm per structure, per case and summary."""
+    from nvc_mri.segment.evaluate import evaluate_folders
+
+    result = evaluate_folders(pred_dir, truth_dir, output or pred_dir)
+    table = Table("structure", "cases", "Dice mean", "Dice median", "HD95 mm mean", "surface Dice 0.5 mm", "false-positive cases")
+    for name, row in result["summary"].items():
+        table.add_row(name, str(row["cases"]), f"{row['dice_mean']:.3f}", f"{row['dice_median']:.3f}", f"{row['hd95_mm_mean']:.2f}",
+                      f"{row['surface_dice_0.5mm_mean']:.3f}", str(row["false_positive_cases"]))
+    console.print(table)
+    console.print(f"metrics.csv and metrics.json written to {output or pred_dir}")
 
 
 @app.command()

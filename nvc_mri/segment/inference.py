@@ -1,0 +1,181 @@
+"""Coarse-to-fine segmentation on the input's own grid.
+
+1. Normalise intensities (percentile window of the whole input).
+2. Coarse pass: the whole volume on a 2 mm RAS-aligned grid; find the brainstem.
+3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
+   angles (and any lesion); over the whole volume when the coarse pass is not plausible.
+4. Class probabilities are resampled back onto the input grid and the most likely class wins.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+
+from nvc_mri.io.volume import Volume
+from nvc_mri.segment.grid import WorldGrid, bounding_grid, resample
+
+
+def volume_centre_mm(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
+    """RAS+ mm of the centre of a volume."""
+    return (affine @ np.r_[(np.asarray(shape) - 1) / 2.0, 1.0])[:3]
+
+
+def coarse_input(image: np.ndarray, affine: np.ndarray, model_config: dict[str, Any]) -> tuple[torch.Tensor, WorldGrid]:
+    """The normalised image as the coarse network sees it: box averages on the coarse RAS grid.
+
+    Sampled at half the coarse spacing, then averaged 2x2x2, so thin bright or dark
+    structures are averaged rather than aliased.
+    """
+    coarse = float(model_config["coarse"]["spacing_mm"])
+    half = bounding_grid(image.shape, affine, coarse / 2)
+    sampled = resample(image, affine, half.affine, half.shape)
+    pooled = F.avg_pool3d(sampled[None, None], 2, ceil_mode=True)[0, 0]
+    origin = tuple(o + coarse / 4 for o in half.origin)
+    return pooled, WorldGrid(origin, coarse, tuple(int(n) for n in pooled.shape))
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """``'auto'`` picks CUDA when available, else CPU; ``'cpu'``/``'cuda'`` are taken as asked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(device)
+
+
+def configure_threads(threads: int | None = None) -> None:
+    """Use ``threads`` CPU threads for torch (default: all cores this process may use)."""
+    import os
+
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, threads or available))
+
+
+@dataclass
+class Segmentation:
+    """The result of :func:`run_segmentation`.
+
+    Attributes
+    ----------
+    labels : Volume
+        uint8 label map on the input grid with the input affine (values: ``nvc_mri.labels.Label``).
+    fine_box_mm : tuple of ndarray
+        Lower and upper RAS+ mm corners of the region the fine pass covered.
+    used_fallback : bool
+        True when the coarse pass was not trusted and the fine pass covered the whole volume.
+    coarse_reason : str or None
+        Why the coarse pass was not trusted.
+    timings_s : dict
+        Seconds per stage.
+    """
+
+    labels: Volume
+    fine_box_mm: tuple[np.ndarray, np.ndarray]
+    used_fallback: bool
+    coarse_reason: str | None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def _predict(network: torch.nn.Module, image: torch.Tensor, stage: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """Softmax probabilities ``(C, *shape)`` of a network slid over ``image`` (``(*shape)``)."""
+    with torch.inference_mode():
+        x = image[None, None].to(device)
+        logits = sliding_window_inference(x, tuple(stage["patch_size"]), int(stage.get("sw_batch_size", 1)), network,
+                                          overlap=float(stage["overlap"]), mode="gaussian", sw_device=device, device="cpu")
+        return torch.softmax(logits[0].float(), dim=0)
+
+
+def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_fallback: bool = False) -> Segmentation:
+    """Coarse-to-fine segmentation of ``volume``; see the module docstring for the steps.
+
+    Parameters
+    ----------
+    volume : Volume
+        The input image (any orientation, oblique included).
+    networks : Networks, optional
+        Default: the shipped weights.
+    device : {'auto', 'cpu', 'cuda'}
+    force_fallback : bool
+        Skip the coarse pass's region and run the fine pass over the whole volume (the naive approach).
+    """
+    from nvc_mri.segment.model import load_networks
+    from nvc_mri.segment.region import fine_region, intensity_window, normalise
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    target = select_device(device)
+    networks = (networks or load_networks()).to(target)
+    config = networks.config
+    image = normalise(volume.array, intensity_window(volume.array, config["intensity"]))
+    timings["prepare"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    coarse_image, coarse_grid = coarse_input(image, volume.affine, config)
+    coarse_prob = _predict(networks.coarse, coarse_image, config["coarse"], target)
+    confidence, coarse_labels = coarse_prob.max(0)
+    centre = volume_centre_mm(volume.shape, volume.affine)
+    found = fine_region(coarse_labels.numpy(), confidence.numpy(), coarse_grid.affine, centre, config["region"])
+    timings["coarse"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    fine_grid = bounding_grid(volume.shape, volume.affine, float(config["fine"]["spacing_mm"]))
+    used_fallback = force_fallback or found.reason is not None
+    if not used_fallback:
+        fine_grid = fine_grid.crop(found.lower_mm, found.upper_mm)
+    fine_image = resample(image, volume.affine, fine_grid.affine, fine_grid.shape)
+    fine_prob = _predict(networks.fine, fine_image, config["fine"], target)
+    timings["fine"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    labels = _labels_on_input_grid(fine_prob, fine_grid, volume)
+    timings["map_back"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    box = (fine_grid.affine[:3, 3], fine_grid.upper)
+    return Segmentation(volume.with_array(labels), box, used_fallback, found.reason, timings)
+
+
+def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume) -> np.ndarray:
+    """Interpolate class probabilities onto the input voxels inside the fine box; argmax; background elsewhere."""
+    corners = np.array([[a, b, c, 1.0] for a in (0, grid.shape[0] - 1) for b in (0, grid.shape[1] - 1)
+                        for c in (0, grid.shape[2] - 1)]) @ grid.affine.T
+    to_voxel = np.linalg.inv(volume.affine)
+    idx = corners @ to_voxel.T
+    lower = np.clip(np.floor(idx[:, :3].min(0)), 0, np.array(volume.shape) - 1).astype(int)
+    upper = np.clip(np.ceil(idx[:, :3].max(0)) + 1, lower + 1, volume.shape).astype(int)
+    sub_affine = volume.affine.copy()
+    sub_affine[:3, 3] = volume.affine[:3, :3] @ lower + volume.affine[:3, 3]
+    sub_shape = tuple(int(n) for n in upper - lower)
+    # outside the fine box, background is certain
+    background_fill = probabilities.clone()
+    background_fill[0] -= 1.0
+    sampled = resample(background_fill, grid.affine, sub_affine, sub_shape)
+    sampled[0] += 1.0
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[tuple(slice(a, b) for a, b in zip(lower, upper))] = sampled.argmax(0).numpy().astype(np.uint8)
+    return labels
+
+
+def segment(volume: Volume, device: str = "auto", networks=None) -> Volume:
+    """Label map of ``volume`` on its own grid (uint8 ``Label`` values, the input's affine).
+
+    Parameters
+    ----------
+    volume : Volume
+        A heavily T2-weighted 3D image (CISS, FIESTA, SPACE/DRIVE).
+    device : {'auto', 'cpu', 'cuda'}
+    networks : Networks, optional
+        Default: the weights shipped in the package.
+
+    Returns
+    -------
+    Volume
+        Labels: 0 background, 1 brainstem, 2 facial nerve, 3 vestibulocochlear nerve, 4 artery, 5 lesion.
+    """
+    return run_segmentation(volume, networks=networks, device=device).labels

@@ -1,0 +1,188 @@
+"""U-Net segmentation: grid handling, inference contract, weights safety, training smoke run, metrics."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nvc_mri.cli import app
+from nvc_mri.labels import Label
+from nvc_mri.phantom import ConflictSpec, generate
+from nvc_mri.segment.evaluate import case_metrics
+from nvc_mri.segment.grid import bounding_grid, resample
+from nvc_mri.segment.inference import run_segmentation, segment
+from nvc_mri.segment.model import (
+    load_networks,
+    new_networks,
+    save_weights,
+    shipped_weights_path,
+)
+from nvc_mri.segment.region import fine_region
+from tests.conftest import make_volume
+
+
+@pytest.fixture(scope="module")
+def small_case():
+    """A 1 mm phantom (fast to generate and segment)."""
+    return generate(11, spacing_mm=(0.8, 0.8, 1.0), slab_mm=40, contrast="ciss", lesion_probability=0.0,
+                    right=ConflictSpec(kind="contact", segment="attached_segment"), left=ConflictSpec(kind="none"))
+
+
+def test_resample_is_exact_on_the_same_grid_and_moves_with_the_affine():
+    volume = make_volume(shape=(12, 10, 8))
+    same = resample(volume.array, volume.affine, volume.affine, volume.shape).numpy()
+    assert np.allclose(same, volume.array, atol=1e-3)
+    shifted = volume.affine.copy()
+    shifted[:3, 3] += volume.affine[:3, 0]  # target voxel i sits on source voxel i+1
+    moved = resample(volume.array, volume.affine, shifted, (11, 10, 8)).numpy()
+    assert np.allclose(moved, volume.array[1:], atol=1e-3)
+
+
+def test_bounding_grid_covers_an_oblique_volume():
+    volume = make_volume(shape=(30, 20, 10))
+    grid = bounding_grid(volume.shape, volume.affine, 0.5)
+    corners = volume.world_corners()
+    assert np.all(corners >= np.asarray(grid.origin) - 1e-6) and np.all(corners <= grid.upper + 0.5)
+    crop = grid.crop(np.asarray(grid.origin) + 2, np.asarray(grid.origin) + 4)
+    assert crop.shape == (5, 5, 5) and grid.index_of(crop)[0] == slice(4, 9)
+
+
+def test_inference_returns_labels_on_the_input_grid(small_case):
+    networks = new_networks()  # untrained: the contract, not the accuracy
+    result = run_segmentation(small_case.image, networks=networks, device="cpu")
+    assert result.labels.shape == small_case.image.shape
+    assert np.array_equal(result.labels.affine, small_case.image.affine)
+    assert result.labels.array.dtype == np.uint8 and result.labels.array.max() < 6
+    # an untrained coarse network finds no plausible brainstem: the fine pass must cover everything
+    assert result.used_fallback and result.coarse_reason
+    grid = bounding_grid(small_case.image.shape, small_case.image.affine, 0.5)
+    assert np.allclose(result.fine_box_mm[0], grid.origin) and np.allclose(result.fine_box_mm[1], grid.upper)
+
+
+def test_inference_is_deterministic_on_cpu(small_case):
+    networks = new_networks()
+    a = run_segmentation(small_case.image, networks=networks, device="cpu", force_fallback=True).labels.array
+    b = run_segmentation(small_case.image, networks=networks, device="cpu", force_fallback=True).labels.array
+    assert np.array_equal(a, b)
+
+
+def test_fine_region_from_truth_covers_both_nerves_and_rejects_implausible_maps(small_case):
+    from nvc_mri.segment.grid import resample_labels
+
+    case = small_case
+    grid = bounding_grid(case.labels.shape, case.labels.affine, 2.0)
+    coarse = resample_labels(case.labels.array.astype(np.uint8), case.labels.affine, grid.affine, grid.shape)
+    centre = case.image.affine[:3, :3] @ ((np.array(case.image.shape) - 1) / 2) + case.image.affine[:3, 3]
+    from nvc_mri.config import load_config
+
+    config = load_config("model.yaml")["region"]
+    found = fine_region(coarse, None, grid.affine, centre, config)
+    assert found.reason is None
+    nerves = np.argwhere(np.isin(case.labels.array, [Label.FACIAL_NERVE, Label.VESTIBULOCOCHLEAR_NERVE]))
+    world = nerves @ case.labels.affine[:3, :3].T + case.labels.affine[:3, 3]
+    inside = np.all((world >= found.lower_mm) & (world <= found.upper_mm), axis=1)
+    assert inside.mean() > 0.9  # the IAC fundus may lie beyond the margin; the REZ never does
+    assert fine_region(np.zeros_like(coarse), None, grid.affine, centre, config).reason == "no brainstem found"
+    tiny = np.zeros_like(coarse)
+    tiny[10, 10, 10] = Label.BRAINSTEM
+    assert "implausible" in fine_region(tiny, None, grid.affine, centre, config).reason
+
+
+def test_weights_round_trip_through_safetensors_without_pickle(tmp_path, monkeypatch):
+    networks = new_networks()
+    path = tmp_path / "w.safetensors"
+    save_weights(networks, path)
+    assert not path.read_bytes().startswith(b"\x80")  # not a pickle stream
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights loading must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    loaded = load_networks(path)
+    for key, value in networks.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    assert len(loaded.sha256) == 64
+
+
+def test_shipped_weights_are_small_safetensors_with_a_model_card():
+    path = shipped_weights_path()
+    assert path.is_file() and path.stat().st_size < 20 * 2**20
+    assert (path.parent / "MODEL_CARD.md").is_file()
+    networks = load_networks()
+    params = sum(p.numel() for p in networks.fine.parameters()) + sum(p.numel() for p in networks.coarse.parameters())
+    assert params <= 5_000_000
+
+
+def test_shipped_model_segments_a_phantom(small_case):
+    result = run_segmentation(small_case.image, device="cpu")
+    assert not result.used_fallback
+    metrics = case_metrics(result.labels.array, small_case.labels.array, small_case.image.spacing)
+    assert metrics["brainstem"]["dice"] > 0.85
+    assert metrics["artery"]["dice"] > 0.5
+    assert np.array_equal(segment(small_case.image, device="cpu").array, result.labels.array)
+
+
+def test_metrics_know_perfect_and_shifted_maps():
+    truth = np.zeros((30, 30, 30), np.uint8)
+    truth[5:25, 5:25, 5:25] = Label.BRAINSTEM
+    truth[12:14, 0:30, 12:14] = Label.FACIAL_NERVE
+    perfect = case_metrics(truth, truth, (0.5, 0.5, 0.5))
+    assert perfect["brainstem"]["dice"] == 1.0 and perfect["facial_nerve"]["hd95_mm"] == 0.0
+    assert np.isnan(perfect["lesion"]["dice"]) and perfect["lesion"]["pred_voxels"] == 0
+    shifted = np.roll(truth, 2, axis=0)
+    m = case_metrics(shifted, truth, (0.5, 0.5, 0.5))
+    assert m["facial_nerve"]["dice"] == 0.0 and m["facial_nerve"]["hd95_mm"] == pytest.approx(1.0)
+    assert m["brainstem"]["surface_dice_0.5mm"] < 1.0
+
+
+def test_training_smoke_run_and_resume(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text(f"""run_dir: {tmp_path / 'run'}
+cache_dir: {tmp_path / 'cache'}
+n_cases: 1
+min_ready_cases: 1
+validation_seeds: []
+steps: 2
+batch_size: 1
+checkpoint_every: 1
+coarse_every: 1
+threads: 2
+""")
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "--config", str(config)])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "run" / "nvc_unet.safetensors").is_file()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2
+    config.write_text(config.read_text().replace("steps: 2", "steps: 3"))
+    again = runner.invoke(app, ["train", "--config", str(config), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 3
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # 2 steps, then 1 more after resuming
+
+
+def test_evaluate_cli_writes_csv_and_json(tmp_path, small_case):
+    import nibabel as nib
+
+    for name in ("a", "b"):
+        (tmp_path / "truth" / name).mkdir(parents=True)
+        nib.save(small_case.labels.to_nifti(dtype=np.uint8), tmp_path / "truth" / name / "labels.nii.gz")
+    (tmp_path / "pred").mkdir()
+    nib.save(small_case.labels.to_nifti(dtype=np.uint8), tmp_path / "pred" / "a.nii.gz")
+    worse = small_case.labels.array.copy()
+    worse[worse == Label.ARTERY] = 0
+    nib.save(small_case.labels.with_array(worse).to_nifti(dtype=np.uint8), tmp_path / "pred" / "b.nii.gz")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")])
+    assert result.exit_code == 0, result.output
+    import json
+
+    metrics = json.loads((tmp_path / "pred" / "metrics.json").read_text())
+    assert metrics["cases"]["a"]["artery"]["dice"] == 1.0 and metrics["cases"]["b"]["artery"]["dice"] == 0.0
+    assert metrics["summary"]["artery"]["dice_mean"] == pytest.approx(0.5)
+    assert "case,structure,dice" in (tmp_path / "pred" / "metrics.csv").read_text()
