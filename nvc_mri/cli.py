@@ -121,7 +121,7 @@ def phantom(
     n: int = typer.Option(1, "--n", help="Number of cases (ignored by the eval and hard presets unless smaller)."),
     seed: int = typer.Option(0, "--seed", help="First seed."),
     fmt: str = typer.Option("nifti", "--format", help="nifti or dicom"),
-    preset: str = typer.Option("default", "--preset", help="default, eval (fixed 40-case set), hard, random (domain-randomised)"),
+    preset: str = typer.Option("default", "--preset", help="default, eval (fixed 40-case set), hard, measure (100 cases for measurement validation), random (domain-randomised)"),
 ) -> None:
     """Generate synthetic CISS/FIESTA phantom cases with exact truth (image, labels.nii.gz, truth.json)."""
     from rich.progress import Progress
@@ -132,7 +132,7 @@ def phantom(
 
     if fmt not in ("nifti", "dicom"):
         raise InputError(fmt, "format must be nifti or dicom")
-    cases = preset_cases(preset, n if preset not in ("eval", "hard") or n > 1 else None, seed)
+    cases = preset_cases(preset, n if preset not in ("eval", "hard", "measure") or n > 1 else None, seed)
     with Progress(console=err_console) as progress:
         task = progress.add_task("phantom cases", total=len(cases))
         for case_seed, options in cases:

@@ -93,9 +93,9 @@ def _designed_route(a: Anatomy, d: _Design, vessel: str, parent: Tube, rng: np.r
     """Control points before the nerve, through the designed crossing, after it; and the approach direction."""
     before, after = branch_controls(a, vessel, d.side.sigma, parent, rng)
     nerve = d.side.facial
-    sideways = d.kind == "deformity" and d.mode == "displace"
-    cross, u = crossing_points(a, nerve, d.s_star, vessel, d.side.sigma, d.clearance if not sideways else 0.0, rv, rng,
-                               towards=after[0], sideways=sideways)
+    displace = d.kind == "deformity" and d.mode == "displace"
+    cross, u = crossing_points(a, nerve, d.s_star, vessel, d.side.sigma, d.clearance if not displace else 0.0, rv, rng,
+                               towards=after[0])
     return before, cross, after, u
 
 
@@ -150,8 +150,7 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
                 rv = float(rng.uniform(1.4, 2.0))
                 cross, u = crossing_points(a, d.side.facial, d.s_star, "VA", d.side.sigma,
                                            d.clearance if not (d.kind == "deformity" and d.mode == "displace") else 0.0,
-                                           rv, rng, towards=np.array([0.0, 11.5, -2.0]),
-                                           sideways=d.kind == "deformity" and d.mode == "displace")
+                                           rv, rng, towards=np.array([0.0, 11.5, -2.0]))
                 va_cross[n], u_by_side[n], radii[n] = cross, u, rv
         vb_seed = int(rng.integers(2**32))
         shifts = {n: 0.0 for n in va_cross}
@@ -180,9 +179,9 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
                 if d.kind != "none" and d.spec.vessel == vessel:
                     if d.kind == "deformity" and d.mode == "displace":
                         before, cross, after, u = _designed_route(a, d, vessel, parent, rng, rv)
-                        d.side.facial = displace_nerve(d.undisplaced, a, d.s_star, -u, d.depth, rng.uniform(1.5, 2.5))
+                        d.side.facial = displace_nerve(d.undisplaced, a, d.s_star, u, d.depth, rng.uniform(1.5, 2.5))  # away from the artery's approach u
                         cross, u = crossing_points(a, d.side.facial, d.s_star, vessel, d.side.sigma, d.clearance, rv, rng,
-                                                   towards=after[0], sideways=False)
+                                                   towards=after[0])
                     else:
                         before, cross, after, u = _designed_route(a, d, vessel, parent, rng, rv)
                     before, after = repel(before, obstacles, 2.5), repel(after, obstacles, 2.5, fixed=0)

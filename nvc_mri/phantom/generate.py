@@ -19,7 +19,7 @@ from nvc_mri.phantom.options import PhantomOptions
 from nvc_mri.phantom.render import Grid, render
 from nvc_mri.phantom.truth import PhantomTruth, lesion_truth, side_truth
 
-PHANTOM_VERSION = "1.0"
+PHANTOM_VERSION = "1.1"  # 1.1: displacement-mode deformities push the nerve away from the artery
 COARSE = frozenset({"scalp", "skull", "intracranial", "cerebrum", "bone", "vermis", "sphenoid_sinus",
                     "temporal_right", "temporal_left", "cerebellum_right", "cerebellum_left", "mastoid_+1", "mastoid_-1"})
 

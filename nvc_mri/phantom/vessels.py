@@ -81,7 +81,7 @@ def branch_controls(a: Anatomy, vessel: str, sg: float, parent: Tube, rng: np.ra
 
 
 def crossing_points(a: Anatomy, nerve: Tube, s_star: float, vessel: str, sg: float, clearance: float,
-                    rv: float, rng: np.random.Generator, towards: np.ndarray, sideways: bool = False) -> tuple[list, np.ndarray]:
+                    rv: float, rng: np.random.Generator, towards: np.ndarray) -> tuple[list, np.ndarray]:
     """Five collinear control points that make an artery pass the nerve at ``s_star``.
 
     Catmull-Rom through collinear, evenly spaced points is exactly straight between the
@@ -94,11 +94,9 @@ def crossing_points(a: Anatomy, nerve: Tube, s_star: float, vessel: str, sg: flo
     p, t = _point_at(nerve.centreline, s, s_star)
     n_bs = a.brainstem_normal(a.project_to_brainstem(p)[0])[0]
     bias = APPROACH_BIAS[vessel] * [sg, 1, 1] + rng.normal(0, 0.35, 3)
-    if sideways:
-        bias = np.cross(t, n_bs) * rng.choice([-1, 1]) + rng.normal(0, 0.15, 3)
     u = bias - (bias @ t) * t
     u = _unit(u)
-    if not sideways and u @ n_bs < 0.5:
+    if u @ n_bs < 0.5:
         u = _unit(u + (0.5 - u @ n_bs + 0.2) * n_bs)
         u = _unit(u - (u @ t) * t)
     q = p + u * (nerve.radius + rv + clearance)

@@ -1,0 +1,253 @@
+"""Vessel-to-nerve contact at the root exit zone, the offending vessel, and CPA lesions.
+
+``measure(labels, affine)`` turns a label map (``nvc_mri.labels.Label`` values, any grid and
+orientation) into :class:`Findings` for the patient's left and right sides. All positions are
+RAS+ world mm; thresholds come from ``configs/contact.yaml`` and ``configs/nerve_segments.yaml``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from nvc_mri.config import load_config
+from nvc_mri.labels import Label
+from nvc_mri.measure.contact import Approach, closest_approach, deformation
+from nvc_mri.measure.fields import DistanceField, LocalLabels, box_around, distance_field, local_labels, signed_distance_mm
+from nvc_mri.measure.findings import (
+    ArteryRelation,
+    Conflict,
+    Findings,
+    LesionFindings,
+    SideFindings,
+    unknown_conflict,
+)
+from nvc_mri.measure.findings import NerveCourse as CourseFindings
+from nvc_mri.measure.lesions import (
+    MirrorPlane,
+    canal_from_nerve,
+    koos_grade,
+    lesion_components,
+    measure_lesion,
+    type_guess,
+)
+from nvc_mri.measure.nerve import NerveCourse, brainstem_for_landmarks, nerve_course
+from nvc_mri.measure.vessels import VesselMap, name_vessels
+from nvc_mri.segments import in_root_exit_zone, nerve_segment
+
+SIDES = {"right": 1.0, "left": -1.0}  # sign of RAS x relative to the midline
+MEASURE_GRID_MM = 0.25    # nerves and arteries
+BRAINSTEM_GRID_MM = 0.5   # the brainstem surface away from the nerve roots
+ROOT_REACH_MM = 4.0       # nerve within this of the brainstem: its surface is measured on the fine grid
+BOX_MARGIN_MM = 5.0
+
+
+def _round(p: np.ndarray) -> list[float]:
+    return [round(float(v), 3) for v in p]
+
+
+class _Scene:
+    """The label map as world-space point sets, shared by both sides."""
+
+    def __init__(self, labels: np.ndarray, affine: np.ndarray):
+        self.labels, self.affine = labels, affine
+        self.voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+        self.points = {v: np.argwhere(labels == v) @ affine[:3, :3].T + affine[:3, 3] for v in Label if v != Label.BACKGROUND}
+        brainstem = self.points[Label.BRAINSTEM]
+        centre = affine @ np.r_[(np.array(labels.shape) - 1) / 2, 1.0]
+        self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(centre[0])
+
+    def on_side(self, value: int, side: str) -> np.ndarray:
+        pts = self.points[value]
+        return pts[(pts[:, 0] - self.midline_x) * SIDES[side] > 0]
+
+
+def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
+              with_segment: bool) -> ArteryRelation:
+    in_contact = approach.gap_mm <= cfg["contact_max_gap_mm"]
+    indentation, displacement = deformation(course, approach, nerve_mask, local) if in_contact else (0.0, 0.0)
+    contact = approach.gap_mm <= cfg["contact_max_gap_mm"]
+    deformed = contact and (indentation >= cfg["deformity_min_indentation_mm"] or displacement >= cfg["deformity_min_displacement_mm"])
+    return ArteryRelation(
+        vessel=vessel.name if vessel else "unknown", vessel_confidence=round(vessel.confidence, 2) if vessel else 0.0,
+        vessel_reason=vessel.reason if vessel else "artery not in the vessel tree",
+        min_gap_mm=round(approach.gap_mm, 3), voxel_gap_mm=round(approach.voxel_gap_mm, 3),
+        indentation_mm=round(indentation, 3), displacement_mm=round(displacement, 3),
+        contact_point_ras_mm=_round(approach.nerve_point_mm),
+        distance_from_root_exit_mm=round(approach.arc_mm, 2) if with_segment else None,
+        segment=nerve_segment(approach.arc_mm, course.detachment_mm) if with_segment else None,
+        severity="deformity" if deformed else "contact" if contact else "none",
+    )
+
+
+def _conflict(relations: list[ArteryRelation], course: NerveCourse, cfg: dict, with_segment: bool) -> Conflict:
+    if not relations:
+        return Conflict(contact=False, nvc=False, severity="none", min_gap_mm=None, segment=None, distance_from_root_exit_mm=None,
+                        vessel=None, vessel_confidence=None, contact_point_ras_mm=None, indentation_mm=0.0, displacement_mm=0.0)
+    worst = min(relations, key=lambda r: (r.min_gap_mm, -r.indentation_mm))
+    near = worst.min_gap_mm <= cfg["near_vessel_mm"]
+    contact = worst.severity != "none"
+    in_rez = with_segment and worst.distance_from_root_exit_mm is not None and in_root_exit_zone(worst.distance_from_root_exit_mm, course.detachment_mm)
+    return Conflict(
+        contact=contact, nvc=bool(contact and in_rez), severity=worst.severity, min_gap_mm=worst.min_gap_mm,
+        segment=worst.segment if near else None, distance_from_root_exit_mm=worst.distance_from_root_exit_mm if near else None,
+        vessel=worst.vessel if near else None, vessel_confidence=worst.vessel_confidence if near else None,
+        contact_point_ras_mm=worst.contact_point_ras_mm if near else None,
+        indentation_mm=worst.indentation_mm, displacement_mm=worst.displacement_mm,
+    )
+
+
+class _SideRegion:
+    """One side's nerves and surroundings on the fine local grid, with the brainstem's signed distance.
+
+    The brainstem's distance is computed finely only where the nerves run within
+    ``ROOT_REACH_MM`` of it (all the landmarks need), from a coarse pass elsewhere.
+    """
+
+    def __init__(self, scene: _Scene, nerve_points: np.ndarray):
+        lower, upper = nerve_points.min(0) - BOX_MARGIN_MM, nerve_points.max(0) + BOX_MARGIN_MM
+        self.local = local_labels(scene.labels, scene.affine, lower, upper, MEASURE_GRID_MM)
+        coarse = local_labels(scene.labels, scene.affine, lower, upper, BRAINSTEM_GRID_MM)
+        coarse_sdf = distance_field(brainstem_for_landmarks(coarse.labels == Label.BRAINSTEM, coarse.spacing), coarse)
+        near_root = nerve_points[coarse_sdf(nerve_points) <= ROOT_REACH_MM]
+        self.brainstem_sdf = coarse_sdf
+        if len(near_root):
+            box = self.local.index(np.array([near_root.min(0) - 3.0, near_root.max(0) + 3.0]))
+            crop = box_around(box, 0, self.local.labels.shape)
+            brainstem = brainstem_for_landmarks(self.local.labels[crop] == Label.BRAINSTEM, self.local.spacing)
+            fine = DistanceField(signed_distance_mm(brainstem, self.local.spacing),
+                                 np.asarray(self.local.grid.origin) + np.array([c.start for c in crop]) * self.local.spacing,
+                                 self.local.spacing)
+            self.brainstem_sdf = lambda p: np.where(np.isfinite(f := fine(p)), f, coarse_sdf(p))  # noqa: E731
+
+
+def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, scene: _Scene, vessels: VesselMap,
+                     artery_ids: np.ndarray, cfg: dict, seg_cfg: dict) -> tuple[NerveCourse | None, list[ArteryRelation]]:
+    """Trace one nerve and measure every artery within reach."""
+    local, brainstem_sdf = region.local, region.brainstem_sdf
+    course = nerve_course(local.labels == value, local, brainstem_sdf, seg_cfg["attach_tolerance_mm"], nerve_pts, scene.voxel_mm3)
+    if course is None:
+        return None, []
+    nerve_mask = local.labels == value
+    nerve_tree = cKDTree(local.world(np.argwhere(nerve_mask)))
+    artery_local = np.argwhere(local.labels == Label.ARTERY)
+    if len(artery_local) == 0:
+        return course, []
+    distance = nerve_tree.query(local.world(artery_local))[0] - local.spacing
+    local_ids = vessels.vessel_at(local.world(artery_local))
+    reach = {int(v): float(distance[local_ids == v].min()) for v in np.unique(local_ids)}
+    relations = []
+    for vid in sorted(reach, key=reach.get):
+        if reach[vid] > cfg["near_vessel_mm"] + 1.0 and relations:
+            break
+        native = scene.points[Label.ARTERY][artery_ids == vid]
+        if len(native) == 0:
+            continue
+        approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3)
+        if approach is not None:
+            relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE))
+    relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
+    return course, relations
+
+
+def _side(side: str, scene: _Scene, vessels: VesselMap, artery_ids: np.ndarray, cfg: dict, seg_cfg: dict) -> tuple[SideFindings, NerveCourse | None]:
+    facial = scene.on_side(Label.FACIAL_NERVE, side)
+    if len(scene.points[Label.BRAINSTEM]) == 0:
+        reason = "no brainstem in the label map"
+    elif len(facial) * scene.voxel_mm3 < 2.0:
+        reason = "facial nerve not found on this side"
+    else:
+        reason = None
+    course, relations = None, []
+    cn8 = scene.on_side(Label.VESTIBULOCOCHLEAR_NERVE, side)
+    if reason is None:
+        region = _SideRegion(scene, np.vstack([facial, cn8]))
+        course, relations = _nerve_relations(Label.FACIAL_NERVE, facial, region, scene, vessels, artery_ids, cfg, seg_cfg)
+        if course is None:
+            reason = "facial nerve could not be traced"
+    cn8_conflict = unknown_conflict()
+    if reason is None and len(cn8) * scene.voxel_mm3 >= 2.0:
+        cn8_course, cn8_relations = _nerve_relations(Label.VESTIBULOCOCHLEAR_NERVE, cn8, region, scene, vessels, artery_ids, cfg, seg_cfg)
+        if cn8_course is not None:
+            cn8_conflict = _conflict(cn8_relations, cn8_course, cfg, with_segment=False)
+    if reason is not None:
+        return SideFindings(side=side, status="unknown", reason=reason, facial_nerve=CourseFindings(traced=False),
+                            nvc=unknown_conflict(), vestibulocochlear=cn8_conflict), None
+    near = [r for r in relations if r.min_gap_mm <= cfg["near_vessel_mm"]]
+    nerve = CourseFindings(
+        traced=True, radius_mm=round(course.radius_mm, 3), length_mm=round(course.length_mm, 2),
+        root_exit_point_ras_mm=_round(course.root_exit_point), root_detachment_point_ras_mm=_round(course.root_detachment_point),
+        attached_length_mm=round(course.detachment_mm, 2), root_exit_zone_length_mm=round(course.detachment_mm + seg_cfg["transition_zone_mm"], 2))
+    return SideFindings(side=side, status="measured", facial_nerve=nerve, nvc=_conflict(relations, course, cfg, True), arteries=near,
+                        vestibulocochlear=cn8_conflict), course
+
+
+def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.ndarray | None, cfg: dict) -> list[LesionFindings]:
+    out = []
+    csf = float(np.percentile(image, 99.5)) if image is not None else None
+    brainstem_index = np.argwhere(scene.labels == Label.BRAINSTEM)
+    if all(courses.get(s) is not None for s in SIDES):
+        right, left = courses["right"].root_exit_point, courses["left"].root_exit_point
+        plane = MirrorPlane((right + left) / 2, (right - left) / np.linalg.norm(right - left))
+    else:
+        plane = MirrorPlane(np.array([scene.midline_x, 0.0, 0.0]), np.array([1.0, 0.0, 0.0]))
+    for index in lesion_components(scene.labels == Label.LESION, scene.affine, cfg["lesion_min_volume_mm3"]):
+        centroid = (index @ scene.affine[:3, :3].T + scene.affine[:3, 3]).mean(0)
+        side = "right" if centroid[0] >= scene.midline_x else "left"
+        course = courses.get(side)
+        canal = canal_from_nerve(course.points if course is not None else None, cfg["iac_length_mm"])
+        m = measure_lesion(index, scene.affine, side, canal, brainstem_index, scene.on_side(Label.FACIAL_NERVE, side), plane, cfg)
+        ratio = float(np.median(image[tuple(index.T)]) / csf) if csf else None
+        kind, basis = type_guess(m, ratio)
+        if canal is None:
+            basis += "; internal auditory canal not located (facial nerve not traced), canal part unknown"
+        out.append(LesionFindings(
+            side=side, volume_mm3=round(m.volume_mm3, 1), max_diameter_mm=round(m.max_diameter_mm, 2), centroid_ras_mm=_round(m.centroid_ras_mm),
+            intracanalicular=m.intracanalicular_mm3 > 1.0, cpa_extension=m.cisternal_mm3 >= cfg["cpa_extension_min_mm3"],
+            intracanalicular_volume_mm3=round(m.intracanalicular_mm3, 1), contacts_brainstem=m.contacts_brainstem,
+            brainstem_compression_mm=round(m.brainstem_compression_mm, 2), touches_facial_nerve=m.touches_facial_nerve,
+            koos_grade=koos_grade(m, cfg) if kind == "vestibular_schwannoma" else None, type_guess=kind, type_basis=basis))
+    return out
+
+
+def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | None = None) -> Findings:
+    """Measure neurovascular contact on each side and the CPA lesions of a label map.
+
+    Parameters
+    ----------
+    labels : Volume or ndarray of int
+        Label map (``nvc_mri.labels.Label`` values). A ``Volume`` carries its own affine.
+    affine : ndarray (4, 4), optional
+        Voxel -> RAS+ mm, required with a plain array.
+    image : ndarray, optional
+        The T2 image on the same grid, used only to guess a lesion's type from its signal.
+
+    Returns
+    -------
+    Findings
+        Per side (patient's left and right): facial-nerve course, the worst vessel relation
+        (``nvc``), every artery within the near-vessel distance, CN VIII relation; lesions.
+        An empty or nerve-less map gives ``status='unknown'`` with a reason, never a contact.
+    """
+    t0 = time.perf_counter()
+    if affine is None:
+        labels, affine = labels.array, labels.affine
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3D, got shape {labels.shape}")
+    cfg, seg_cfg = load_config("contact.yaml"), load_config("nerve_segments.yaml")
+    scene = _Scene(labels, np.asarray(affine, float))
+    vessels = name_vessels(labels, affine, int(Label.ARTERY), cfg)
+    artery_ids = vessels.vessel_at(scene.points[Label.ARTERY]) if len(scene.points[Label.ARTERY]) else np.zeros(0, int)
+    t_vessels = time.perf_counter() - t0
+    sides, courses = {}, {}
+    for side in ("right", "left"):
+        sides[side], courses[side] = _side(side, scene, vessels, artery_ids, cfg, seg_cfg)
+    t_sides = time.perf_counter() - t0 - t_vessels
+    lesions = _lesions(scene, courses, image, cfg)
+    warnings = [f"{s}: {f.reason}" for s, f in sides.items() if f.reason]
+    timings = {"vessels": round(t_vessels, 3), "sides": round(t_sides, 3), "total": round(time.perf_counter() - t0, 3)}
+    return Findings(sides=sides, lesions=lesions, warnings=warnings, timings_s=timings)

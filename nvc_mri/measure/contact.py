@@ -1,0 +1,166 @@
+"""How close an artery comes to a nerve: surface gap with sub-voxel refinement, place, indentation.
+
+The voxel answer (signed distances on the fine local grid) finds where the artery comes
+closest; the gap is then refined by modelling both structures as tubes there: the nerve by
+its centreline and radius, the artery by a straight axis (principal axis of its voxels within
+a few mm) and a radius from its volume per length. Gap = axis distance - both radii; a negative
+value is the artery sinking into the nerve's outline (indentation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from nvc_mri.measure.fields import LocalLabels, box_around, distance_field
+from nvc_mri.measure.nerve import NerveCourse
+
+LOCAL_MM = 2.5  # half-length of the artery stretch modelled as a straight tube
+
+
+@dataclass(frozen=True)
+class ArteryTube:
+    """A straight stretch of artery: centre and unit direction (RAS+ mm) and radius (mm)."""
+
+    centre: np.ndarray
+    direction: np.ndarray
+    radius_mm: float
+
+
+@dataclass(frozen=True)
+class Approach:
+    """One artery's closest approach to a nerve."""
+
+    voxel_gap_mm: float          # from the fine-grid signed distances (quantised)
+    gap_mm: float                # refined, >= 0
+    indentation_mm: float        # >= 0
+    arc_mm: float                # where on the nerve, from the root exit point
+    nerve_point_mm: np.ndarray   # nerve surface point facing the artery, RAS+
+    artery_point_mm: np.ndarray  # artery voxel closest to the nerve, RAS+
+    artery: ArteryTube | None
+
+
+def local_artery_tube(artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray) -> ArteryTube | None:
+    """Straight tube fitted to the artery voxels (acquisition grid) around ``near_mm``."""
+    idx = tree.query_ball_point(near_mm, LOCAL_MM + 1.5)
+    if len(idx) < 6:
+        return None
+    pts = artery_voxels_mm[idx]
+    centre = pts.mean(0)
+    direction = np.linalg.svd(pts - centre, full_matrices=False)[2][0]
+    # re-centre on the stretch around the closest point and measure volume per length there
+    along = (pts - near_mm) @ direction
+    radial = np.linalg.norm((pts - near_mm) - np.outer(along, direction), axis=1)
+    stretch = (np.abs(along) <= LOCAL_MM) & (radial <= 3.5)
+    if stretch.sum() < 6:
+        return None
+    seg = pts[stretch]
+    centre = seg.mean(0)
+    direction = np.linalg.svd(seg - centre, full_matrices=False)[2][0]
+    along = (seg - centre) @ direction
+    length = float(min(along.max() - along.min() + np.cbrt(voxel_mm3), 2 * LOCAL_MM))
+    radius = float(np.sqrt(stretch.sum() * voxel_mm3 / (np.pi * max(length, 1e-3))))
+    return ArteryTube(centre, direction, radius)
+
+
+def _distance_to_line(points: np.ndarray, tube: ArteryTube) -> np.ndarray:
+    rel = points - tube.centre
+    return np.linalg.norm(rel - np.outer(rel @ tube.direction, tube.direction), axis=1)
+
+
+def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.ndarray, local: LocalLabels,
+                     artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float) -> Approach | None:
+    """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres)."""
+    if len(artery_index) == 0:
+        return None
+    d = nerve_tree.query(local.world(artery_index))[0]
+    nearest = int(np.argmin(d))
+    voxel_gap = max(float(d[nearest]) - local.spacing, 0.0)  # both surfaces lie half a voxel beyond the centres
+    artery_point = local.world(artery_index[nearest])
+    tube = local_artery_tube(artery_voxels_mm, tree, voxel_mm3, artery_point)
+    if tube is None:
+        i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
+        towards = artery_point - course.points[i]
+        return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]),
+                        course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm, artery_point, None)
+    axis_distance = _distance_to_line(course.points, tube)
+    # only the stretch of the nerve facing this piece of artery
+    window = np.linalg.norm(course.points - artery_point, axis=1) <= LOCAL_MM + course.radius_mm + tube.radius_mm + 2.0
+    if not window.any():
+        window[:] = True
+    i = int(np.flatnonzero(window)[np.argmin(axis_distance[window])])
+    gap = float(axis_distance[i] - course.radius_mm - tube.radius_mm)
+    rel = course.points[i] - tube.centre
+    foot = tube.centre + (rel @ tube.direction) * tube.direction
+    towards = (foot - course.points[i]) / max(np.linalg.norm(foot - course.points[i]), 1e-9)
+    return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]),
+                    course.points[i] + towards * course.radius_mm, artery_point, tube)
+
+
+def course_baseline(points: np.ndarray, arc_mm: np.ndarray, s_mm: float, exclude_mm: float, fit_mm: float) -> np.ndarray | None:
+    """Where the centreline would be at ``s_mm`` judged from its course ``exclude_mm``-``fit_mm`` away (quadratic fit)."""
+    distance = np.abs(arc_mm - s_mm)
+    use = (distance >= exclude_mm) & (distance <= fit_mm)
+    if use.sum() < 6 or np.ptp(arc_mm[use]) < exclude_mm:
+        return None
+    degree = 2 if (arc_mm[use] < s_mm).any() and (arc_mm[use] > s_mm).any() else 1
+    return np.array([np.polyval(np.polyfit(arc_mm[use] - s_mm, points[use, k], degree), 0.0) for k in range(3)])
+
+
+def far_side_indentation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels) -> float | None:
+    """Indentation (mm) judged from the nerve's far side, which an artery pressing on the near side leaves in place.
+
+    Rays from the artery's axis through the nerve find the nerve's far surface (zero crossing of its
+    signed distance); the nerve axis lies one radius inside it. Several rays along the nerve are averaged.
+    """
+    tube = approach.artery
+    if tube is None:
+        return None
+    reach = tube.radius_mm + 3 * course.radius_mm + 1.5
+    corners = local.index(np.array([approach.nerve_point_mm - reach, approach.nerve_point_mm + reach]))
+    nerve_sdf = distance_field(nerve_mask, local, box_around(corners, 2, nerve_mask.shape))
+    i = int(np.argmin(np.abs(course.arc_mm - approach.arc_mm)))
+    tangent = course.points[min(i + 5, len(course.points) - 1)] - course.points[max(i - 5, 0)]
+    tangent /= max(np.linalg.norm(tangent), 1e-9)
+    estimates = []
+    for shift in (-0.5, -0.25, 0.0, 0.25, 0.5):
+        centre = course.point_at(approach.arc_mm + shift)
+        rel = centre - tube.centre
+        foot = tube.centre + (rel @ tube.direction) * tube.direction
+        towards_nerve = centre - foot
+        towards_nerve -= (towards_nerve @ tangent) * tangent
+        if np.linalg.norm(towards_nerve) < 1e-6:
+            continue
+        towards_nerve /= np.linalg.norm(towards_nerve)
+        t = np.arange(0.0, tube.radius_mm + 3 * course.radius_mm + 1.0, 0.05)
+        values = nerve_sdf(foot + np.outer(t, towards_nerve))
+        inside = np.flatnonzero(values <= 0)
+        if len(inside) == 0 or inside[-1] + 1 >= len(t):
+            continue
+        k = inside[-1]
+        far = t[k] + 0.05 * values[k] / (values[k] - values[k + 1])  # zero crossing
+        estimates.append(far - course.radius_mm)  # artery axis -> nerve axis
+    if not estimates:
+        return None
+    axis_distance = float(np.median(estimates))
+    return max(course.radius_mm + tube.radius_mm - axis_distance, 0.0)
+
+
+def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels) -> tuple[float, float]:
+    """Indentation and displacement (mm) of the nerve by one artery in contact.
+
+    Indentation: :func:`far_side_indentation`. Displacement: how far the nerve's axis at the contact
+    lies, away from the artery, off the course the nerve follows 4-8 mm to either side.
+    """
+    indentation = far_side_indentation(course, approach, nerve_mask, local)
+    if indentation is None:
+        return approach.indentation_mm, 0.0
+    far_axis = course_baseline(course.points, course.arc_mm, approach.arc_mm, 4.0, 8.0)
+    if far_axis is None:
+        return indentation, 0.0
+    axis = course.point_at(approach.arc_mm)
+    away = axis - approach.artery_point_mm
+    away /= max(np.linalg.norm(away), 1e-9)
+    return indentation, max(float((axis - far_axis) @ away), 0.0)

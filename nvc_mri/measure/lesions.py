@@ -1,0 +1,173 @@
+"""Lesions of the cerebellopontine angle: size, canal and cistern parts, brainstem relation, Koos grade.
+
+* Volume: labelled voxels times voxel volume (mm3). Maximal diameter: largest distance between
+  voxel centres, plus the voxel's extent in that direction (mm).
+* Intracanalicular part: lesion beyond the porus of the internal auditory canal, the canal
+  being traced back ``iac_length_mm`` from the lateral end of that side's facial nerve.
+* Brainstem compression: how deep the lesion reaches into where the brainstem would be without
+  the mass, taken as the mirror image of the other half of the brainstem (mm). The mirror plane
+  passes midway between the two facial nerves' root exit points (or the brainstem's centre).
+* Koos grade (vestibular schwannoma): I intracanalicular only; II into the CPA without touching
+  the brainstem; III touching it; IV compressing it by ``lesion_brainstem_compression_mm`` or more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import ConvexHull, cKDTree
+
+
+@dataclass(frozen=True)
+class Canal:
+    """Internal auditory canal of one side: porus and unit axis towards the fundus (RAS+ mm)."""
+
+    porus: np.ndarray
+    axis: np.ndarray
+
+
+def canal_from_nerve(points: np.ndarray, iac_length_mm: float) -> Canal | None:
+    """The canal from a nerve centreline ordered medial -> lateral (its last 4 mm give the axis)."""
+    if points is None or len(points) < 10:
+        return None
+    s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))]
+    tail = points[s >= s[-1] - 4.0]
+    axis = tail[-1] - tail[0]
+    if np.linalg.norm(axis) < 1e-6:
+        return None
+    axis = axis / np.linalg.norm(axis)
+    return Canal(points[-1] - axis * (iac_length_mm - 0.5), axis)
+
+
+def max_diameter_mm(points: np.ndarray, voxel_axes: np.ndarray) -> float:
+    """Largest extent of a voxel set (centres, RAS+ mm), voxel size included; ``voxel_axes`` = affine[:3, :3]."""
+    if len(points) == 1:
+        return float(np.linalg.norm(voxel_axes, axis=0).max())
+    hull = points[ConvexHull(points).vertices] if len(points) > 10 else points
+    d = np.linalg.norm(hull[:, None] - hull[None], axis=-1)
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    direction = (hull[j] - hull[i]) / max(d[i, j], 1e-9)
+    return float(d[i, j] + np.abs(direction @ voxel_axes).sum())
+
+
+@dataclass(frozen=True)
+class MirrorPlane:
+    """Mid-sagittal plane: a point and unit normal (RAS+ mm)."""
+
+    point: np.ndarray
+    normal: np.ndarray
+
+    def reflect(self, points: np.ndarray) -> np.ndarray:
+        return points - 2.0 * np.outer((points - self.point) @ self.normal, self.normal)
+
+
+def mirrored_depth_mm(points: np.ndarray, brainstem_index: np.ndarray, affine: np.ndarray, plane: MirrorPlane) -> np.ndarray:
+    """Depth (mm) of ``points`` inside the mirror image of the brainstem (0 outside).
+
+    Parameters
+    ----------
+    points : ndarray (N, 3)
+        RAS+ mm of the lesion's voxels.
+    brainstem_index : ndarray (M, 3)
+        Voxel indices of the brainstem on the grid of ``affine``.
+    """
+    if len(brainstem_index) < 4:
+        return np.zeros(len(points))
+    shape = brainstem_index.max(0) + 3
+    mask = np.zeros(shape, bool)
+    mask[tuple((brainstem_index + 1).T)] = True
+    boundary = mask & ~ndimage.binary_erosion(mask)
+    to_world = lambda idx: (idx - 1) @ affine[:3, :3].T + affine[:3, 3]
+    mirrored_all = plane.reflect(to_world(np.argwhere(mask)))
+    mirrored_surface = plane.reflect(to_world(np.argwhere(boundary)))
+    step = float(np.linalg.norm(affine[:3, :3], axis=0).max())
+    inside = cKDTree(mirrored_all).query(points, distance_upper_bound=0.75 * step)[0] < np.inf
+    depth = np.zeros(len(points))
+    if inside.any():
+        depth[inside] = cKDTree(mirrored_surface).query(points[inside])[0]
+    return depth
+
+
+@dataclass(frozen=True)
+class LesionMeasure:
+    side: str
+    volume_mm3: float
+    max_diameter_mm: float
+    centroid_ras_mm: list[float]
+    intracanalicular_mm3: float
+    cisternal_mm3: float
+    axis_offset_mm: float | None  # lesion centroid to the canal axis (extended into the cistern)
+    contacts_brainstem: bool
+    brainstem_compression_mm: float
+    touches_facial_nerve: bool
+    voxels: np.ndarray  # RAS+ mm of the lesion's voxel centres
+
+
+def lesion_components(lesion_mask: np.ndarray, affine: np.ndarray, min_volume_mm3: float) -> list[np.ndarray]:
+    """Voxel index arrays of the 26-connected lesion components of at least ``min_volume_mm3``."""
+    labelled, n = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3)))
+    voxel = abs(np.linalg.det(affine[:3, :3]))
+    sizes = np.bincount(labelled.ravel())[1:]
+    order = np.argsort(sizes)[::-1]
+    return [np.argwhere(labelled == i + 1) for i in order if sizes[i] * voxel >= min_volume_mm3]
+
+
+def measure_lesion(index: np.ndarray, affine: np.ndarray, side: str, canal: Canal | None, brainstem_index: np.ndarray,
+                   facial_mm: np.ndarray, plane: MirrorPlane, config: dict) -> LesionMeasure:
+    """Measures of one lesion component (voxel indices on the grid of ``affine``)."""
+    voxel_axes = affine[:3, :3]
+    spacing = np.linalg.norm(voxel_axes, axis=0)
+    points = index @ voxel_axes.T + affine[:3, 3]
+    voxel = abs(np.linalg.det(voxel_axes))
+    canal_part = np.zeros(len(points), bool)
+    offset = None
+    if canal is not None:
+        rel = points - canal.porus
+        along = rel @ canal.axis
+        radial = np.linalg.norm(rel - np.outer(along, canal.axis), axis=1)
+        # the porus is located to within a few mm: tissue at its mouth still counts as canal
+        canal_part = (along > -config["porus_tolerance_mm"]) & (radial <= config["iac_radius_mm"])
+        centre = points.mean(0) - canal.porus
+        offset = float(np.linalg.norm(centre - (centre @ canal.axis) * canal.axis))
+    touch_mm = float(spacing.max()) * 1.01
+    brainstem_mm = brainstem_index @ voxel_axes.T + affine[:3, 3]
+    contacts = bool(len(brainstem_mm)) and bool(np.any(cKDTree(brainstem_mm).query(points, distance_upper_bound=touch_mm)[0] <= touch_mm))
+    compression = float(mirrored_depth_mm(points, brainstem_index, affine, plane).max()) if contacts else 0.0
+    touches = bool(len(facial_mm)) and bool(np.any(cKDTree(facial_mm).query(points, distance_upper_bound=touch_mm)[0] <= touch_mm))
+    return LesionMeasure(
+        side=side, volume_mm3=float(len(points) * voxel), max_diameter_mm=max_diameter_mm(points, voxel_axes),
+        centroid_ras_mm=[float(v) for v in points.mean(0)], intracanalicular_mm3=float(canal_part.sum() * voxel),
+        cisternal_mm3=float((~canal_part).sum() * voxel), axis_offset_mm=offset, contacts_brainstem=contacts, brainstem_compression_mm=compression,
+        touches_facial_nerve=touches, voxels=points,
+    )
+
+
+def koos_grade(m: LesionMeasure, config: dict) -> int:
+    """Koos grade I-IV from the lesion's canal/cistern parts and brainstem relation."""
+    if m.cisternal_mm3 < config["cpa_extension_min_mm3"] and m.intracanalicular_mm3 > 0:
+        return 1
+    if not m.contacts_brainstem:
+        return 2
+    return 4 if m.brainstem_compression_mm >= config["lesion_brainstem_compression_mm"] else 3
+
+
+def type_guess(m: LesionMeasure, image_ratio: float | None) -> tuple[str, str]:
+    """A lesion type guess and its basis.
+
+    ``image_ratio``: lesion median intensity relative to CSF on the T2 image (None without image).
+    CSF-like signal suggests a cyst or an epidermoid; intermediate signal growing from the canal a
+    schwannoma; intermediate signal outside the canal a meningioma.
+    """
+    canal = m.intracanalicular_mm3 > 1.0
+    if image_ratio is not None and image_ratio >= 0.7:
+        return "arachnoid_cyst" if not canal else "epidermoid", f"CSF-like T2 signal ({image_ratio:.2f} of CSF)"
+    if canal and m.intracanalicular_mm3 >= 0.5 * m.volume_mm3:
+        return "vestibular_schwannoma", "solid lesion mostly within the internal auditory canal"
+    if canal and m.axis_offset_mm is not None and m.axis_offset_mm <= 0.32 * m.max_diameter_mm:
+        return "vestibular_schwannoma", f"solid lesion filling the internal auditory canal, centred on its axis (offset {m.axis_offset_mm:.1f} mm)"
+    if image_ratio is None and m.axis_offset_mm is None:
+        return "unknown", "no image and no canal to judge by"
+    where = "eccentric to the canal" if canal else "outside the internal auditory canal"
+    return "meningioma", f"solid lesion {where} (broad-based, offset {m.axis_offset_mm or 0:.1f} mm from the canal axis)"

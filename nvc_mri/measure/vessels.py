@@ -1,0 +1,149 @@
+"""The artery tree split into named vessels: vertebral (VA), basilar (BA), and their branches.
+
+Trunk and branches are told apart by calibre: the trunk is what a ball of ``trunk_radius_mm``
+fits in (a morphological opening, computed exactly with distance transforms); branches are the
+rest. The vertebrobasilar junction (VBJ) is the highest level where the trunk still runs as two
+separate vessels. A branch is named by where it leaves the trunk: below the VBJ (from a VA) it
+is a PICA, above it (from the BA) an AICA, unless it arises high on the BA (superior
+cerebellar territory, named ``unknown``). Trunk below the VBJ is VA, above it BA.
+The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
+arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from nvc_mri.config import load_config
+from nvc_mri.measure.fields import local_labels
+
+GRID_MM = 0.5
+
+
+@dataclass(frozen=True)
+class Vessel:
+    """One named piece of the artery tree (voxels on the vessel grid)."""
+
+    id: int
+    name: str                 # AICA, PICA, VA, BA or unknown
+    confidence: float
+    origin_ras_mm: list[float] | None  # where a branch leaves the trunk
+    reason: str
+
+
+@dataclass(frozen=True)
+class VesselMap:
+    """Vessel id per voxel of an isotropic RAS grid covering the arteries, and the vessels."""
+
+    ids: np.ndarray           # int32, 0 = no artery
+    origin: np.ndarray        # RAS+ mm of voxel (0,0,0)
+    spacing: float
+    vessels: dict[int, Vessel]
+    vbj_z_mm: float | None
+
+    def vessel_at(self, points_mm: np.ndarray) -> np.ndarray:
+        """Vessel id of the nearest artery voxel for each RAS+ mm point (0 when none within 1.5 mm)."""
+        from scipy.spatial import cKDTree
+
+        idx = np.argwhere(self.ids > 0)
+        if len(idx) == 0:
+            return np.zeros(len(points_mm), int)
+        distance, nearest = cKDTree(idx * self.spacing + self.origin).query(points_mm)
+        out = self.ids[tuple(idx[nearest].T)]
+        return np.where(distance <= 1.5, out, 0)
+
+
+def _opening(mask: np.ndarray, radius_mm: float, spacing: float) -> np.ndarray:
+    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
+    core = inside >= radius_mm
+    if not core.any():
+        return core
+    return ndimage.distance_transform_edt(~core, sampling=spacing) <= radius_mm
+
+
+def _vbj_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | None:
+    """Highest axial level (RAS z, mm) where the trunk is two vessels at least 3 mm apart."""
+    levels = []
+    for k in range(trunk.shape[2]):
+        labelled, n = ndimage.label(trunk[:, :, k])
+        if n >= 2:
+            centres = ndimage.center_of_mass(trunk[:, :, k], labelled, range(1, n + 1))
+            sizes = ndimage.sum(trunk[:, :, k], labelled, range(1, n + 1))
+            big = [c for c, s in zip(centres, sizes) if s * spacing**2 >= 1.5]
+            if len(big) >= 2 and abs(big[0][0] - big[1][0]) * spacing >= 3.0:
+                levels.append(k)
+    if not levels:
+        return None
+    return origin_z + max(levels) * spacing
+
+
+def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, config: dict | None = None) -> VesselMap:
+    """Split the artery label into trunk pieces and branches and name each (see module docstring).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label map on any grid; ``affine`` maps its voxels to RAS+ mm.
+    artery_value : int
+        Label value of arteries.
+    config : dict, optional
+        Thresholds (default ``configs/contact.yaml``).
+    """
+    cfg = config or load_config("contact.yaml")
+    mask_native = labels == artery_value
+    if not mask_native.any():
+        return VesselMap(np.zeros((1, 1, 1), np.int32), np.zeros(3), GRID_MM, {}, None)
+    world = np.argwhere(mask_native) @ affine[:3, :3].T + affine[:3, 3]
+    lower, upper = world.min(0) - 2, world.max(0) + 2
+    local = local_labels(mask_native.astype(np.uint8), affine, lower, upper, GRID_MM)
+    artery = local.labels == 1
+    trunk = _opening(artery, cfg["trunk_radius_mm"], GRID_MM) & artery
+    origin = np.asarray(local.grid.origin)
+    vbj = _vbj_level(trunk, GRID_MM, origin[2])
+    grown = ndimage.binary_dilation(trunk, iterations=1)
+    branches, n = ndimage.label(artery & ~grown, structure=np.ones((3, 3, 3)))
+    ids = np.zeros(artery.shape, np.int32)
+    vessels: dict[int, Vessel] = {}
+    # trunk: VA below the junction, BA above
+    z = origin[2] + np.arange(artery.shape[2]) * GRID_MM
+    if trunk.any():
+        if vbj is None:
+            ids[trunk] = 1
+            vessels[1] = Vessel(1, "BA", 0.4, None, "trunk; vertebrobasilar junction not in view")
+        else:
+            below = trunk & (z[None, None, :] <= vbj)
+            ids[below] = 1
+            ids[trunk & ~below] = 2
+            vessels[1] = Vessel(1, "VA", 0.9, None, "trunk below the vertebrobasilar junction")
+            vessels[2] = Vessel(2, "BA", 0.9, None, "trunk above the vertebrobasilar junction")
+    touching = ndimage.binary_dilation(grown, iterations=1)
+    for b in range(1, n + 1):
+        piece = branches == b
+        if not piece.any():
+            continue
+        vid = 10 + b
+        ids[piece] = vid
+        join = np.argwhere(piece & touching)
+        if len(join) == 0 or vbj is None:
+            low = origin[2] + np.argwhere(piece)[:, 2].min() * GRID_MM
+            if vbj is None:
+                vessels[vid] = Vessel(vid, "unknown", 0.0, None, "branch not joined to the trunk; junction not in view")
+            else:
+                guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
+                vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
+            continue
+        origin_mm = join.mean(0) * GRID_MM + origin
+        above = float(origin_mm[2] - vbj)
+        margin = above + cfg["pica_below_vbj_mm"]
+        confidence = float(min(0.95, 0.5 + abs(margin) / 6.0))
+        if margin < 0:
+            name, reason = "PICA", f"arises from a vertebral artery {abs(above):.1f} mm below the vertebrobasilar junction"
+        elif above <= cfg["sca_above_vbj_mm"]:
+            name, reason = "AICA", f"arises from the basilar artery {above:.1f} mm above the vertebrobasilar junction"
+        else:
+            name, reason, confidence = "unknown", f"arises high on the basilar artery ({above:.0f} mm above the junction)", 0.5
+        vessels[vid] = Vessel(vid, name, confidence, [float(v) for v in origin_mm], reason)
+    return VesselMap(ids, origin, GRID_MM, vessels, vbj)
