@@ -17,3 +17,13 @@ def write_section(key: str, markdown: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text, encoding="utf-8")
+
+
+def target_table(values: dict[str, float], targets: dict[str, tuple[str, float]]) -> str:
+    """A markdown table of measured values against ``{name: ("<=" or ">=", goal)}``."""
+    rows = ["| measure | value | target |", "|---|---|---|"]
+    for name, (op, goal) in targets.items():
+        value = values[name]
+        ok = value <= goal if op == "<=" else value >= goal
+        rows.append(f"| {name} | {value:.3f} | {op} {goal}: {'met' if ok else '**not met**'} |")
+    return "\n".join(rows)

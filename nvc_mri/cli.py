@@ -220,17 +220,36 @@ def evaluate(
 
 @app.command()
 @friendly_errors
-def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case is written.")) -> None:
-    """Generate an embedded default phantom case (a CISS-like DICOM series) and show how it is read."""
+def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case is written."),
+         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """Analyse an embedded default phantom case (a CISS-like DICOM series) and compare with its truth."""
+    from nvc_mri.atomic import atomic_save_nifti
+    from nvc_mri.io import load_volume
+    from nvc_mri.measure import measure
     from nvc_mri.phantom import ConflictSpec, generate
     from nvc_mri.phantom.write import write_case
+    from nvc_mri.segment.inference import configure_threads, run_segmentation
 
     case = generate(7, contrast="ciss", spacing_mm=(0.5, 0.5, 0.7), slab_mm=50,
                     left=ConflictSpec(kind="deformity", segment="attached_segment", vessel="AICA"),
                     right=ConflictSpec(kind="none"), lesion_probability=0.0)
     folder = write_case(case, outdir / "phantom_case", "dicom")
     console.print(f"[bold]Phantom case written to {folder}[/] (truth in truth.json, RAS+ mm)")
-    info(folder / "dicom", None, False)
+    configure_threads()
+    volume = load_volume(folder / "dicom")
+    segmentation = run_segmentation(volume, device=device)
+    atomic_save_nifti(segmentation.labels.to_nifti(dtype="uint8"), outdir / "labels.nii.gz")
+    findings = measure(segmentation.labels, image=volume.array)
+    table = Table("side", "severity", "gap mm", "segment", "vessel", "truth: severity / gap / segment / vessel", title="Facial nerve (RAS+ mm)")
+    for side in ("right", "left"):
+        f, t = findings.sides[side], case.truth.sides[side]
+        n = f.nvc
+        table.add_row(side, str(n.severity if f.status == "measured" else f"unknown ({f.reason})"),
+                      "-" if n.min_gap_mm is None else f"{n.min_gap_mm:.2f}", str(n.segment or "-"), str(n.vessel or "-"),
+                      f"{t.severity} / {t.min_gap_mm:.2f} / {t.segment or '-'} / {t.vessel or '-'}")
+    console.print(table)
+    console.print(f"Labels: {outdir / 'labels.nii.gz'}; segmentation {segmentation.timings_s['total']:.1f} s, "
+                  f"measurement {findings.timings_s['total']:.1f} s")
 
 
 if __name__ == "__main__":  # pragma: no cover

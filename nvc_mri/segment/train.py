@@ -41,6 +41,7 @@ class TrainConfig(BaseModel):
     validation_seeds: list[int] = Field(default_factory=list)
     steps: int = Field(gt=0)
     batch_size: int = 2
+    patch_size: tuple[int, int, int] | None = Field(None, description="fine training patch (voxels); default: the inference patch")
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
     foreground_fraction: float = 0.8
@@ -131,7 +132,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
         torch.set_rng_state(state["torch_rng"])
         step, history = int(state["step"]), json.loads(state["history_json"])
     rng = np.random.default_rng([config.seed, step])
-    fine_patch = tuple(model_config["fine"]["patch_size"])
+    fine_patch = tuple(config.patch_size or model_config["fine"]["patch_size"])
     coarse_patch = tuple(model_config["coarse"]["patch_size"])
     loaded: dict[int, tuple] = {}
     validation: list = []
@@ -166,7 +167,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
             if config.validation_seeds and (step % config.validate_every == 0 or step == config.steps):
                 if not validation:
                     validation = [load_case(cache / f"{s:07d}") for s in config.validation_seeds]
-                stats["val_dice"] = validate(networks, validation, fine_patch)
+                stats["val_dice"] = validate(networks, validation, tuple(model_config["fine"]["patch_size"]))
             log.write(json.dumps(stats) + "\n"); log.flush()
             history.append({k: v for k, v in stats.items() if k in ("step", "loss", "val_dice")})
             if progress:

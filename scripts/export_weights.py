@@ -1,0 +1,112 @@
+"""Copy a training run's weights into the package and write the model card beside them.
+
+Run: python scripts/export_weights.py runs/shipped [--hardware "..."]
+The card records the training data, config, seed, commit, time and hardware, and the last
+validation Dice; evaluation results are added from benchmarks/RESULTS.md (segmentation sections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from safetensors import safe_open
+
+from nvc_mri.segment.model import WEIGHTS_FILE, file_sha256, load_networks, shipped_weights_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def results_sections() -> str:
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- (segmentation-[a-z-]+):start -->\n(.*?)\n<!-- \1:end -->", text, flags=re.S)
+    return "\n\n".join(body.replace("## ", "### ") for _, body in blocks) or "(not yet measured)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--hardware", default="2-core x86-64 CPU (AMD EPYC), 24 GiB RAM, no GPU; torch 2.13.0 CPU")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "train.yaml")
+    args = parser.parse_args()
+    source = args.run_dir / WEIGHTS_FILE
+    target = shipped_weights_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    with safe_open(str(target), "pt") as fh:
+        meta = fh.metadata() or {}
+    log = [json.loads(line) for line in (args.run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+    last = {}
+    for entry in log:
+        last[entry["step"]] = entry
+    steps = sorted(last)
+    validation = [last[s] for s in steps if "val_dice" in last[s]]
+    train_cfg = yaml.safe_load(args.config.read_text())
+    model_cfg = yaml.safe_load((ROOT / "configs" / "model.yaml").read_text())
+    networks = load_networks(target)
+    params = {name: sum(p.numel() for p in getattr(networks, name).parameters()) for name in ("coarse", "fine")}
+    card = f"""# nvc-mri U-Nets: model card
+
+**File:** `{WEIGHTS_FILE}` (safetensors, {target.stat().st_size / 2**20:.1f} MiB, sha256 `{file_sha256(target)}`).
+Loaded with `safetensors` (no pickled code). Two MONAI `UNet`s, keys `coarse.*` and `fine.*`:
+
+| network | grid | channels | parameters |
+|---|---|---|---|
+| coarse (localiser) | {model_cfg['coarse']['spacing_mm']} mm RAS | {model_cfg['coarse']['channels']} | {params['coarse']:,} |
+| fine (segmenter) | {model_cfg['fine']['spacing_mm']} mm RAS | {model_cfg['fine']['channels']} | {params['fine']:,} |
+
+Output classes: 0 background, 1 brainstem, 2 facial nerve (CN VII), 3 vestibulocochlear nerve (CN VIII),
+4 artery, 5 lesion (`configs/labels.yaml`). Input: one channel, intensities scaled so that the image's 1st
+and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
+
+## Training
+
+* **Data:** synthetic phantoms only (`nvc_mri.phantom`), seeds {train_cfg['first_seed']}-{train_cfg['first_seed'] + train_cfg['n_cases'] - 1}
+  ({train_cfg['n_cases']} cases; {int(train_cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast, the rest realistic
+  CISS/FIESTA), validation seeds {train_cfg['validation_seeds']}. The evaluation sets (seeds from 1,000,000) were never used.
+  Phantom version: the cache was generated with phantom 1.0 (cases 0-~150) and 1.1 (the rest); 1.1 changed only the
+  direction in which a displacement-type deformity pushes the facial nerve, which does not change what is labelled.
+* **Config:** `configs/train.yaml` and `configs/model.yaml` at commit `{meta.get('commit', 'unknown')}`:
+  Dice + cross-entropy (MONAI `DiceCELoss`, batch Dice), AdamW lr {train_cfg['learning_rate']} with polynomial decay,
+  batch {train_cfg['batch_size']}, fine patches {train_cfg.get('patch_size') or model_cfg['fine']['patch_size']} voxels
+  ({int(train_cfg['foreground_fraction'] * 100)}% centred on a labelled voxel, class drawn uniformly), intensity and
+  left-right mirroring augmentation; seed {train_cfg['seed']}.
+* **Steps:** {steps[-1] if steps else '?'} fine-network steps (the coarse network one step every {train_cfg['coarse_every']}).
+  The first 550 steps used 96x96x64 patches, the rest 64x64x48 (more steps per hour on a CPU).
+* **Time and hardware:** about {sum(1 for _ in log) and round(_wall_hours(log), 1)} h of wall time on {args.hardware},
+  sharing the machine with phantom generation.
+* **Last validation Dice (fine network on the validation phantoms' crops):** {json.dumps(validation[-1]['val_dice']) if validation else 'n/a'}
+
+## Evaluation
+
+{results_sections()}
+
+## Known limits
+
+* Trained on **synthetic phantoms only**. Real anatomy, real CISS/FIESTA artefacts and real nerve calibres
+  differ; on a real 1 mm T2 the output is only a sanity check (`docs/real_t2w_overlay.png`). Validate on
+  local labelled data before any use; not a medical device.
+* Trained briefly on a 2-core CPU: the thin structures (CN VII, CN VIII, small arteries) are the weakest;
+  see the per-structure figures above.
+"""
+    (target.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    print(f"{target} and MODEL_CARD.md written")
+
+
+def _wall_hours(log: list[dict]) -> float:
+    """Sum of the elapsed time of each (resumed) segment of the run."""
+    total, previous = 0.0, 0.0
+    for entry in log:
+        elapsed = entry.get("elapsed_s", 0.0)
+        if elapsed < previous:
+            total += previous
+        previous = elapsed
+    return (total + previous) / 3600
+
+
+if __name__ == "__main__":
+    main()
