@@ -103,11 +103,14 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from results_md import target_table, write_section
 
-    text = (f"## Measurement on phantom truth labels (issue 5)\n\n`python benchmarks/measure_on_truth.py --record`, "
+    caveat = ("" if args.preset == "measure" else
+              f" **Preliminary:** the `{args.preset}` set was looked at while the measurement was developed, so these figures are "
+              "not an independent validation; the `measure` preset (100 unseen cases) is.")
+    text = (f"## Measurement on phantom truth labels (issue 5)\n\n`python benchmarks/measure_on_truth.py --record --preset {args.preset}`, "
             f"preset `{args.preset}` ({s['sides']} sides; {s['n near sides']} with a true gap of 0-2 mm, {s['n placed']} placed on a segment, "
             f"{s['n named']} with a named vessel, {s['n schwannomas']} schwannomas), {platform.machine()}, {time.strftime('%Y-%m-%d')}. "
             f"Measurement time per case: median {s['seconds median']:.1f} s, max {s['seconds max']:.1f} s (dev machine; "
-            "other jobs were running). Sides reported unknown: " + str(s["unknown sides"]) + ".\n\n" + target_table(s, TARGETS)
+            "other jobs were running). Sides reported unknown: " + str(s["unknown sides"]) + "." + caveat + "\n\n" + target_table(s, TARGETS)
             + "\n\nSeverity (rows: truth, columns: measured):\n\n" + confusion(result["sides"], "true_severity", "severity")
             + "\n\nOffending vessel (sides with a truth vessel within 2 mm):\n\n"
             + confusion([r for r in result["sides"] if r["true_vessel"]], "true_vessel", "vessel")

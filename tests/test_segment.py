@@ -186,3 +186,19 @@ def test_evaluate_cli_writes_csv_and_json(tmp_path, small_case):
     assert metrics["cases"]["a"]["artery"]["dice"] == 1.0 and metrics["cases"]["b"]["artery"]["dice"] == 0.0
     assert metrics["summary"]["artery"]["dice_mean"] == pytest.approx(0.5)
     assert "case,structure,dice" in (tmp_path / "pred" / "metrics.csv").read_text()
+
+
+def test_clean_up_keeps_one_brainstem_and_drops_small_pieces():
+    from nvc_mri.segment.inference import clean_labels
+
+    labels = np.zeros((30, 30, 30), np.uint8)
+    labels[2:10, 2:10, 2:10] = Label.BRAINSTEM
+    labels[15:17, 15:17, 15:17] = Label.BRAINSTEM     # stray piece
+    labels[12:14, 12:14, 12:14] = Label.ARTERY        # 1 mm3 artery piece: kept
+    labels[20, 2, 2] = Label.FACIAL_NERVE             # speck below 0.5 mm3 at 0.5 mm voxels: dropped
+    labels[20:26, 20:26, 20:26] = Label.LESION        # 27 mm3: dropped
+    labels[2:9, 20:29, 20:29] = Label.LESION          # 70.9 mm3: kept
+    out = clean_labels(labels.copy(), np.diag([0.5, 0.5, 0.5, 1.0]), {"min_lesion_mm3": 30.0, "min_piece_mm3": 0.5})
+    assert (out == Label.BRAINSTEM).sum() == 8**3 and out[16, 16, 16] == 0
+    assert out[12, 12, 12] == Label.ARTERY and out[20, 2, 2] == 0
+    assert out[22, 22, 22] == 0 and out[5, 25, 25] == Label.LESION

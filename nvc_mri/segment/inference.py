@@ -5,6 +5,10 @@
 3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
    angles (and any lesion); over the whole volume when the coarse pass is not plausible.
 4. Class probabilities are resampled back onto the input grid and the most likely class wins.
+5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one organ, so only its largest
+   connected piece is kept (stray brainstem-like voxels, typically in the cerebellum, become
+   background); lesion pieces smaller than ``min_lesion_mm3`` and nerve or artery specks smaller
+   than ``min_piece_mm3`` are removed.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     timings["fine"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = _labels_on_input_grid(fine_prob, fine_grid, volume)
+    labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume), volume.affine, config["postprocess"])
     timings["map_back"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     box = (fine_grid.affine[:3, 3], fine_grid.upper)
@@ -159,6 +163,38 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     sampled[0] += 1.0
     labels = np.zeros(volume.shape, np.uint8)
     labels[tuple(slice(a, b) for a, b in zip(lower, upper))] = sampled.argmax(0).numpy().astype(np.uint8)
+    return labels
+
+
+def keep_largest_brainstem(labels: np.ndarray) -> np.ndarray:
+    """Set every brainstem voxel outside the largest 26-connected brainstem piece to background (in place)."""
+    from scipy import ndimage
+
+    from nvc_mri.labels import Label
+
+    pieces, n = ndimage.label(labels == Label.BRAINSTEM, structure=np.ones((3, 3, 3)))
+    if n > 1:
+        largest = int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1
+        labels[(pieces > 0) & (pieces != largest)] = Label.BACKGROUND
+    return labels
+
+
+def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """Largest brainstem piece only; drop small lesion pieces and specks of nerve or artery (in place)."""
+    from scipy import ndimage
+
+    from nvc_mri.labels import Label
+
+    keep_largest_brainstem(labels)
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    limits = {Label.LESION: config["min_lesion_mm3"], Label.FACIAL_NERVE: config["min_piece_mm3"],
+              Label.VESTIBULOCOCHLEAR_NERVE: config["min_piece_mm3"], Label.ARTERY: config["min_piece_mm3"]}
+    for value, limit in limits.items():
+        pieces, n = ndimage.label(labels == value, structure=np.ones((3, 3, 3)))
+        if n == 0:
+            continue
+        small = np.flatnonzero(np.bincount(pieces.ravel())[1:] * voxel_mm3 < limit) + 1
+        labels[np.isin(pieces, small)] = Label.BACKGROUND
     return labels
 
 
