@@ -76,10 +76,12 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
   ({int(train_cfg['foreground_fraction'] * 100)}% centred on a labelled voxel, class drawn uniformly), intensity and
   left-right mirroring augmentation; seed {train_cfg['seed']}.
 * **Steps:** {steps[-1] if steps else '?'} fine-network steps (the coarse network one step every {train_cfg['coarse_every']}).
-  The first 550 steps used 96x96x64 patches, the rest 64x64x48 (more steps per hour on a CPU).
+  The first 550 steps used 96x96x64 patches, the rest 64x64x48 (more steps per hour on a CPU). The run was
+  resumed with a changed schedule length at steps 150, 550, 750, 1850 and 5000; each resume follows the
+  polynomial decay of the new length from the step reached (so the learning rate jumped at those steps).
 * **Time and hardware:** about {sum(1 for _ in log) and round(_wall_hours(log), 1)} h of wall time on {args.hardware},
   sharing the machine with phantom generation.
-* **Last validation Dice** (fine network alone on the validation phantoms' whole fine crops, 96x96x64 windows, no
+* **Last validation Dice** (fine network alone on the validation phantoms' whole fine crops, sliding windows, no
   clean-up; the evaluation below is the full pipeline): {json.dumps(validation[-1]['val_dice']) if validation else 'n/a'}
 
 ## Evaluation
@@ -89,10 +91,10 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
 ## Known limits
 
 * Trained on **synthetic phantoms only**. Real anatomy, real CISS/FIESTA artefacts and real nerve calibres
-  differ. On the real whole-brain 1 mm T2 `t2w-m2208` the coarse pass finds no plausible brainstem, the
-  fine pass falls back to the whole volume and labels frontal cortex as brainstem
-  (`docs/real_t2w_overlay.png`): the model does not transfer to real anatomy yet. Validate on local
-  labelled data before any use; not a medical device.
+  differ. On the real whole-brain 1 mm T2 `t2w-m2208` the coarse pass finds no plausible brainstem and the
+  fine pass runs over the whole brain: it labels the brainstem as one piece in the right place (spreading
+  into the cerebral peduncles), but scatters lesion, artery and nerve labels over the cerebrum
+  (`docs/real_t2w_overlay.png`). Validate on local labelled data before any use; not a medical device.
 * Lesions: few training phantoms had one; lesion Dice is low and small false lesion pieces remain.
 * Trained briefly on a 2-core CPU: the thin structures (CN VII, CN VIII, small arteries) are the weakest;
   see the per-structure figures above.
