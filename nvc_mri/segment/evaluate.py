@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from monai.metrics import compute_dice, compute_hausdorff_distance, compute_surface_dice
 
 from nvc_mri.atomic import atomic_write_text
+from nvc_mri.errors import InputError
 from nvc_mri.labels import LABEL_NAMES
 
 FOREGROUND = [name for value, name in sorted(LABEL_NAMES.items()) if value != 0]
@@ -105,18 +106,21 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, out_dir: str |
 
     Raises
     ------
-    ValueError
-        When no case appears in both folders, or grids differ.
+    InputError
+        When a folder is missing, no case appears in both folders, or grids differ.
     """
+    for folder in (pred_dir, truth_dir):
+        if not Path(folder).is_dir():
+            raise InputError(str(folder), "not a folder")
     preds, truths = _label_files(Path(pred_dir)), _label_files(Path(truth_dir))
     names = sorted(set(preds) & set(truths))
     if not names:
-        raise ValueError(f"{pred_dir}: no case matches a reference in {truth_dir}")
+        raise InputError(str(pred_dir), f"no case matches a reference label map in {truth_dir}")
     per_case = {}
     for name in names:
         p_img, t_img = nib.load(preds[name]), nib.load(truths[name])
         if not np.allclose(p_img.affine, t_img.affine, atol=1e-3):
-            raise ValueError(f"{preds[name]}: grid differs from the reference {truths[name]}")
+            raise InputError(str(preds[name]), f"grid differs from the reference {truths[name]}")
         spacing = tuple(float(s) for s in t_img.header.get_zooms()[:3])
         per_case[name] = case_metrics(np.asarray(p_img.dataobj), np.asarray(t_img.dataobj), spacing)
     result = {"cases": per_case, "summary": summarise(per_case), "missing_predictions": sorted(set(truths) - set(preds))}

@@ -51,11 +51,6 @@ class WorldGrid:
         origin = np.asarray(self.origin) + start * self.spacing
         return WorldGrid(tuple(float(v) for v in origin), self.spacing, tuple(int(v) for v in stop - start))
 
-    def index_of(self, other: WorldGrid) -> tuple[slice, slice, slice]:
-        """Slices of this grid's array that ``other`` (a crop of the same lattice) covers."""
-        start = np.rint((np.asarray(other.origin) - self.origin) / self.spacing).astype(int)
-        return tuple(slice(int(a), int(a + n)) for a, n in zip(start, other.shape))  # type: ignore[return-value]
-
 
 def bounding_grid(shape: tuple[int, int, int], affine: np.ndarray, spacing: float) -> WorldGrid:
     """The RAS-aligned grid at ``spacing`` mm that covers a volume of ``shape`` with ``affine``."""
