@@ -36,6 +36,7 @@ from nvc_mri.measure.lesions import (
 )
 from nvc_mri.measure.nerve import NerveCourse, brainstem_for_landmarks, nerve_course
 from nvc_mri.measure.vessels import VesselMap, name_vessels
+from nvc_mri.segment.inference import volume_centre_mm
 from nvc_mri.segments import in_root_exit_zone, nerve_segment
 
 SIDES = {"right": 1.0, "left": -1.0}  # sign of RAS x relative to the midline
@@ -57,8 +58,7 @@ class _Scene:
         self.voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
         self.points = {v: np.argwhere(labels == v) @ affine[:3, :3].T + affine[:3, 3] for v in Label if v != Label.BACKGROUND}
         brainstem = self.points[Label.BRAINSTEM]
-        centre = affine @ np.r_[(np.array(labels.shape) - 1) / 2, 1.0]
-        self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(centre[0])
+        self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(volume_centre_mm(labels.shape, affine)[0])
 
     def on_side(self, value: int, side: str) -> np.ndarray:
         pts = self.points[value]

@@ -113,7 +113,8 @@ def resample_labels(labels: np.ndarray, source_affine: np.ndarray, target_affine
 
     Only the part of ``labels`` under the target grid is read, so small targets are fast.
     """
-    labels, source_affine = _crop_under(labels, source_affine, target_affine, shape)
+    box, source_affine = covered_box(labels.shape, source_affine, target_affine, shape, margin=2)
+    labels = labels[box]
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
         return np.zeros(shape, np.uint8)
@@ -125,15 +126,14 @@ def resample_labels(labels: np.ndarray, source_affine: np.ndarray, target_affine
     return np.asarray([0] + values, np.uint8)[winner]
 
 
-def _crop_under(array: np.ndarray, affine: np.ndarray, target_affine: np.ndarray,
-                shape: tuple[int, int, int], margin: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """The part of ``array`` that a target grid covers (plus ``margin`` voxels) and its affine."""
-    n = np.asarray(shape) - 1
+def covered_box(shape: tuple[int, int, int], affine: np.ndarray, target_affine: np.ndarray,
+                target_shape: tuple[int, int, int], margin: int = 0) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """Slices of an array (``shape``, ``affine``) under a target grid, plus ``margin`` voxels, and the box's affine."""
+    n = np.asarray(target_shape) - 1
     corners = np.array([[a, b, c, 1.0] for a in (0, n[0]) for b in (0, n[1]) for c in (0, n[2])]) @ target_affine.T
     index = corners @ np.linalg.inv(affine).T
-    lower = np.clip(np.floor(index[:, :3].min(0)) - margin, 0, np.asarray(array.shape) - 1).astype(int)
-    upper = np.clip(np.ceil(index[:, :3].max(0)) + margin + 1, lower + 1, array.shape).astype(int)
-    cropped = array[tuple(slice(a, b) for a, b in zip(lower, upper))]
+    lower = np.clip(np.floor(index[:, :3].min(0)) - margin, 0, np.asarray(shape) - 1).astype(int)
+    upper = np.clip(np.ceil(index[:, :3].max(0)) + margin + 1, lower + 1, shape).astype(int)
     shifted = affine.copy()
     shifted[:3, 3] = affine[:3, :3] @ lower + affine[:3, 3]
-    return cropped, shifted
+    return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper)), shifted  # type: ignore[return-value]

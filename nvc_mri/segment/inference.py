@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from nvc_mri.io.volume import Volume
-from nvc_mri.segment.grid import WorldGrid, bounding_grid, resample
+from nvc_mri.segment.grid import WorldGrid, bounding_grid, covered_box, resample
 
 
 def volume_centre_mm(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
@@ -147,22 +147,15 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
 
 def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume) -> np.ndarray:
     """Interpolate class probabilities onto the input voxels inside the fine box; argmax; background elsewhere."""
-    corners = np.array([[a, b, c, 1.0] for a in (0, grid.shape[0] - 1) for b in (0, grid.shape[1] - 1)
-                        for c in (0, grid.shape[2] - 1)]) @ grid.affine.T
-    to_voxel = np.linalg.inv(volume.affine)
-    idx = corners @ to_voxel.T
-    lower = np.clip(np.floor(idx[:, :3].min(0)), 0, np.array(volume.shape) - 1).astype(int)
-    upper = np.clip(np.ceil(idx[:, :3].max(0)) + 1, lower + 1, volume.shape).astype(int)
-    sub_affine = volume.affine.copy()
-    sub_affine[:3, 3] = volume.affine[:3, :3] @ lower + volume.affine[:3, 3]
-    sub_shape = tuple(int(n) for n in upper - lower)
+    box, sub_affine = covered_box(volume.shape, volume.affine, grid.affine, grid.shape)
+    sub_shape = tuple(b.stop - b.start for b in box)
     # outside the fine box, background is certain
     background_fill = probabilities.clone()
     background_fill[0] -= 1.0
     sampled = resample(background_fill, grid.affine, sub_affine, sub_shape)
     sampled[0] += 1.0
     labels = np.zeros(volume.shape, np.uint8)
-    labels[tuple(slice(a, b) for a, b in zip(lower, upper))] = sampled.argmax(0).numpy().astype(np.uint8)
+    labels[box] = sampled.argmax(0).numpy().astype(np.uint8)
     return labels
 
 
