@@ -64,6 +64,16 @@ class _Scene:
         pts = self.points[value]
         return pts[(pts[:, 0] - self.midline_x) * SIDES[side] > 0]
 
+    def nerve_on_side(self, value: int, side: str, reach_mm: float) -> np.ndarray:
+        """Nerve points on one side within ``reach_mm`` of the brainstem (stray labels elsewhere are not this nerve)."""
+        pts = self.on_side(value, side)
+        brainstem = self.points[Label.BRAINSTEM]
+        if len(pts) == 0 or len(brainstem) == 0:
+            return pts
+        if not hasattr(self, "_brainstem_tree"):
+            self._brainstem_tree = cKDTree(brainstem[:: max(1, len(brainstem) // 50_000)])
+        return pts[self._brainstem_tree.query(pts, distance_upper_bound=reach_mm)[0] <= reach_mm]
+
 
 def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
               with_segment: bool) -> ArteryRelation:
@@ -154,7 +164,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
 
 
 def _side(side: str, scene: _Scene, vessels: VesselMap, artery_ids: np.ndarray, cfg: dict, seg_cfg: dict) -> tuple[SideFindings, NerveCourse | None]:
-    facial = scene.on_side(Label.FACIAL_NERVE, side)
+    facial = scene.nerve_on_side(Label.FACIAL_NERVE, side, cfg["nerve_reach_mm"])
     if len(scene.points[Label.BRAINSTEM]) == 0:
         reason = "no brainstem in the label map"
     elif len(facial) * scene.voxel_mm3 < 2.0:
@@ -162,7 +172,7 @@ def _side(side: str, scene: _Scene, vessels: VesselMap, artery_ids: np.ndarray, 
     else:
         reason = None
     course, relations = None, []
-    cn8 = scene.on_side(Label.VESTIBULOCOCHLEAR_NERVE, side)
+    cn8 = scene.nerve_on_side(Label.VESTIBULOCOCHLEAR_NERVE, side, cfg["nerve_reach_mm"])
     if reason is None:
         region = _SideRegion(scene, np.vstack([facial, cn8]))
         course, relations = _nerve_relations(Label.FACIAL_NERVE, facial, region, scene, vessels, artery_ids, cfg, seg_cfg)
@@ -213,6 +223,23 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
     return out
 
 
+def brainstem_box(labels: np.ndarray, affine: np.ndarray, margin_mm: float) -> tuple[slice, slice, slice]:
+    """Index box of everything within ``margin_mm`` (world mm) of the brainstem's bounding box.
+
+    The whole array when there is no brainstem.
+    """
+    index = np.argwhere(labels == Label.BRAINSTEM)
+    if len(index) == 0:
+        return tuple(slice(0, n) for n in labels.shape)
+    world = index @ affine[:3, :3].T + affine[:3, 3]
+    lower, upper = world.min(0) - margin_mm, world.max(0) + margin_mm
+    corners = np.array([[x, y, z] for x in (lower[0], upper[0]) for y in (lower[1], upper[1]) for z in (lower[2], upper[2])])
+    corner_index = (corners - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
+    start = np.clip(np.floor(corner_index.min(0)).astype(int), 0, labels.shape)
+    stop = np.clip(np.ceil(corner_index.max(0)).astype(int) + 1, 0, labels.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+
+
 def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | None = None) -> Findings:
     """Measure neurovascular contact on each side and the CPA lesions of a label map.
 
@@ -239,6 +266,11 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D, got shape {labels.shape}")
     cfg, seg_cfg = load_config("contact.yaml"), load_config("nerve_segments.yaml")
+    affine = np.asarray(affine, float)
+    box = brainstem_box(labels, affine, cfg["measure_margin_mm"])  # bounds the work on stray labels far away
+    labels, image = labels[box], None if image is None else np.asarray(image)[box]
+    affine = affine.copy()
+    affine[:3, 3] = affine[:3, :3] @ [b.start for b in box] + affine[:3, 3]
     scene = _Scene(labels, np.asarray(affine, float))
     vessels = name_vessels(labels, affine, int(Label.ARTERY), cfg)
     artery_ids = vessels.vessel_at(scene.points[Label.ARTERY]) if len(scene.points[Label.ARTERY]) else np.zeros(0, int)

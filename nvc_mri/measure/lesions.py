@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import ConvexHull, cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,10 @@ def max_diameter_mm(points: np.ndarray, voxel_axes: np.ndarray) -> float:
     """Largest extent of a voxel set (centres, RAS+ mm), voxel size included; ``voxel_axes`` = affine[:3, :3]."""
     if len(points) == 1:
         return float(np.linalg.norm(voxel_axes, axis=0).max())
-    hull = points[ConvexHull(points).vertices] if len(points) > 10 else points
+    try:
+        hull = points[ConvexHull(points).vertices] if len(points) > 10 else points
+    except QhullError:  # a flat lesion (one slice thick): its 2D outline still bounds the diameter
+        hull = points[:: max(1, len(points) // 3000)]
     d = np.linalg.norm(hull[:, None] - hull[None], axis=-1)
     i, j = np.unravel_index(np.argmax(d), d.shape)
     direction = (hull[j] - hull[i]) / max(d[i, j], 1e-9)

@@ -120,15 +120,16 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
             vessels[1] = Vessel(1, "VA", 0.9, None, "trunk below the vertebrobasilar junction")
             vessels[2] = Vessel(2, "BA", 0.9, None, "trunk above the vertebrobasilar junction")
     touching = ndimage.binary_dilation(grown, iterations=1)
-    for b in range(1, n + 1):
-        piece = branches == b
-        if not piece.any():
+    for b, box in enumerate(ndimage.find_objects(branches), start=1):
+        if box is None:
             continue
+        piece = branches[box] == b
+        corner = np.array([s.start for s in box])
         vid = 10 + b
-        ids[piece] = vid
-        join = np.argwhere(piece & touching)
+        ids[box][piece] = vid
+        join = np.argwhere(piece & touching[box]) + corner
         if len(join) == 0 or vbj is None:
-            low = origin[2] + np.argwhere(piece)[:, 2].min() * GRID_MM
+            low = origin[2] + (corner[2] + np.argwhere(piece)[:, 2].min()) * GRID_MM
             if vbj is None:
                 vessels[vid] = Vessel(vid, "unknown", 0.0, None, "branch not joined to the trunk; junction not in view")
             else:
