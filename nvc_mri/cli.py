@@ -43,7 +43,8 @@ def friendly_errors(func: Callable) -> Callable:
         except Exception as exc:  # anything unexpected still gets one line
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (rerun with --debug for details)",
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {first_line} (rerun with --debug for details)",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
@@ -218,38 +219,85 @@ def evaluate(
     console.print(f"metrics.csv and metrics.json written to {output or pred_dir}")
 
 
+def print_summary(report, truth=None) -> None:
+    """Findings per side as a table (with the phantom's truth beside them when given), then the impressions."""
+    table = Table("side", "contact", "severity", "gap mm", "segment", "vessel", "indent. mm", title="Facial nerve (RAS+ mm)")
+
+    def cells(contact, severity, gap, segment, vessel, indentation) -> list[str]:
+        return ["-" if contact is None else ("yes" if contact else "no"), str(severity), "-" if gap is None else f"{gap:.2f}",
+                str(segment or "-").replace("_", " "), str(vessel or "-"), "-" if indentation is None else f"{indentation:.2f}"]
+
+    for side in ("right", "left"):
+        s = report.sides[side]
+        n = s.nvc
+        table.add_row(side, *cells(n.contact, n.severity or "unknown", n.min_gap_mm, n.segment, n.vessel, n.indentation_mm))
+        if truth:
+            t = truth.sides[side]
+            table.add_row("  truth", *cells(t.contact, t.severity, t.min_gap_mm, t.segment, t.vessel, t.indentation_mm), style="dim")
+    console.print(table)
+    for side in ("right", "left"):
+        console.print(f"[bold]{side.capitalize()}:[/] {report.sides[side].impression}", highlight=False)
+    for i, lesion in enumerate(report.lesions, 1):
+        console.print(f"[bold]Lesion {i}:[/] {lesion.impression}", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _analyze_into(source, outdir: Path, *, series=None, device="auto", weights=None, fmt=None, force=False, config=None):
+    """Run one analysis and write its outputs; on failure leave only error.json in OUTDIR and re-raise."""
+    from nvc_mri.analysis import run_analysis
+    from nvc_mri.config import use_config
+    from nvc_mri.report import write_error, write_outputs
+    from nvc_mri.report.write import check_output_folder, parse_formats
+    from nvc_mri.segment.model import load_networks
+
+    check_output_folder(outdir)
+    try:
+        with use_config(config):
+            analysis = run_analysis(source, series=series, device=device, networks=load_networks(weights), force=force)
+            formats = parse_formats(fmt, bool(analysis.volume.headers))
+            write_outputs(analysis, outdir, formats)
+        return analysis
+    except Exception as exc:
+        write_error(outdir, source, exc)
+        raise
+
+
 @app.command()
 @friendly_errors
-def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case is written."),
+def analyze(
+    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
+    outdir: Path = typer.Option(..., "--output", "-o", help="Output folder (replaced as a whole; must be new, empty or an earlier output)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Folder of YAML files (or one YAML file keyed by file name) overriding configs/."),
+    fmt: str | None = typer.Option(None, "--format", help="Comma-separated: json, html, nifti, dicom (default: all the input allows)."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several."),
+    weights: Path | None = typer.Option(None, "--weights", help="Other weights (safetensors) than the shipped ones."),
+    force: bool = typer.Option(False, "--force", help="Analyse a series that is not heavily T2-weighted (every output is marked unreliable)."),
+) -> None:
+    """Load, segment, measure and report one study: report.json, report.html, labels.nii.gz, and DICOM SEG/SR/key images."""
+    analysis = _analyze_into(input, outdir, series=series, device=device, weights=weights, fmt=fmt, force=force, config=config)
+    print_summary(analysis.report)
+    console.print(f"Outputs in {outdir}: {', '.join(analysis.report.outputs.files)} ({analysis.report.timings_s['total']:.1f} s)")
+
+
+@app.command()
+@friendly_errors
+def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case and its report are written."),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """Analyse an embedded default phantom case (a CISS-like DICOM series) and compare with its truth."""
-    from nvc_mri.atomic import atomic_save_nifti
-    from nvc_mri.io import load_volume
-    from nvc_mri.measure import measure
+    """Analyse an embedded default phantom case (a CISS-like DICOM series) end to end and compare with its truth."""
     from nvc_mri.phantom import ConflictSpec, generate
     from nvc_mri.phantom.write import write_case
-    from nvc_mri.segment.inference import configure_threads, run_segmentation
 
     case = generate(7, contrast="ciss", spacing_mm=(0.5, 0.5, 0.7), slab_mm=50,
                     left=ConflictSpec(kind="deformity", segment="attached_segment", vessel="AICA"),
                     right=ConflictSpec(kind="none"), lesion_probability=0.0)
     folder = write_case(case, outdir / "phantom_case", "dicom")
     console.print(f"[bold]Phantom case written to {folder}[/] (truth in truth.json, RAS+ mm)")
-    configure_threads()
-    volume = load_volume(folder / "dicom")
-    segmentation = run_segmentation(volume, device=device)
-    atomic_save_nifti(segmentation.labels.to_nifti(dtype="uint8"), outdir / "labels.nii.gz")
-    findings = measure(segmentation.labels, image=volume.array)
-    table = Table("side", "severity", "gap mm", "segment", "vessel", "truth: severity / gap / segment / vessel", title="Facial nerve (RAS+ mm)")
-    for side in ("right", "left"):
-        f, t = findings.sides[side], case.truth.sides[side]
-        n = f.nvc
-        table.add_row(side, str(n.severity if f.status == "measured" else f"unknown ({f.reason})"),
-                      "-" if n.min_gap_mm is None else f"{n.min_gap_mm:.2f}", str(n.segment or "-"), str(n.vessel or "-"),
-                      f"{t.severity} / {t.min_gap_mm:.2f} / {t.segment or '-'} / {t.vessel or '-'}")
-    console.print(table)
-    console.print(f"Labels: {outdir / 'labels.nii.gz'}; segmentation {segmentation.timings_s['total']:.1f} s, "
-                  f"measurement {findings.timings_s['total']:.1f} s")
+    analysis = _analyze_into(folder / "dicom", outdir / "report", device=device)
+    print_summary(analysis.report, truth=case.truth)
+    console.print(f"Report: {outdir / 'report' / 'report.html'} and report.json, labels.nii.gz, dicom/ "
+                  f"({analysis.report.timings_s['total']:.1f} s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

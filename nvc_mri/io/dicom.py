@@ -27,7 +27,14 @@ def _read_pixels(path: str, source: str) -> tuple[Dataset, np.ndarray]:
         raise InputError(source, f"cannot read pixel data of one instance ({type(exc).__name__}: truncated file or unsupported compression)") from None
 
 
-def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _header_only(ds: Dataset) -> Dataset:
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    return ds
+
+
+def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str], list[Dataset]]:
     members = group.instances
     if any(m.position is None or m.orientation is None for m in members):
         raise InputError(source, "some images lack ImagePositionPatient/ImageOrientationPatient")
@@ -37,15 +44,17 @@ def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, l
         raise InputError(source, "images lack PixelSpacing")
     geom = stack_geometry(source, np.array([m.position for m in members]), np.array(members[0].orientation), tuple(spacing))
     out = np.empty((members[0].columns, members[0].rows, len(members)), dtype=np.float32)
+    headers = []
     for k, idx in enumerate(geom.order):
         ds, pixels = _read_pixels(members[idx].path, source)
+        headers.append(_header_only(ds))
         if pixels.ndim != 2:
             raise InputError(source, f"unexpected pixel array of shape {pixels.shape} in a single-frame image")
         slope, intercept = _rescale(ds)
         out[:, :, k] = pixels.T
         if slope != 1.0 or intercept != 0.0:
             out[:, :, k] = out[:, :, k] * slope + intercept
-    return out, geom.affine_lps, geom.warnings
+    return out, geom.affine_lps, geom.warnings, headers
 
 
 def _frame_value(frame: Dataset, shared: Dataset, sequence: str, keyword: str):
@@ -55,7 +64,7 @@ def _frame_value(frame: Dataset, shared: Dataset, sequence: str, keyword: str):
     return None
 
 
-def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str], list[Dataset]]:
     if len(group.instances) != 1:
         raise InputError(source, "an enhanced MR series split over several files is not supported")
     ds, pixels = _read_pixels(group.instances[0].path, source)
@@ -88,7 +97,7 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
         out[:, :, k] = pixels[idx].T
         if slope not in (None, "") and (float(slope) != 1.0 or float(intercept or 0) != 0.0):
             out[:, :, k] = out[:, :, k] * float(slope) + float(intercept or 0)
-    return out, geom.affine_lps, geom.warnings + warnings
+    return out, geom.affine_lps, geom.warnings + warnings, [_header_only(ds)]
 
 
 def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selection_reason: str) -> Volume:
@@ -109,9 +118,9 @@ def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selecti
         raise InputError(source, group.problem)
     first = group.first
     if first.is_enhanced:
-        array, affine_lps, warnings = _enhanced(group, source)
+        array, affine_lps, warnings, headers = _enhanced(group, source)
     else:
-        array, affine_lps, warnings = _classic(group, source)
+        array, affine_lps, warnings, headers = _classic(group, source)
     affine = lps_to_ras(affine_lps)
     check_spacing(source, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     check_voxels(source, array)
@@ -131,4 +140,4 @@ def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selecti
         warnings=list(warnings),
         header=dict(first.header),
     )
-    return Volume(array=array, affine=affine, meta=meta)
+    return Volume(array=array, affine=affine, meta=meta, headers=tuple(headers))

@@ -65,11 +65,16 @@ class Volume:
         Voxel index -> RAS+ world coordinates in millimetres.
     meta : VolumeMeta
         Source, series, sequence guess and warnings.
+    headers : tuple of pydicom Dataset
+        DICOM input only: the source instances' headers without pixel data (classic: one per
+        slice, in slice order ``k``; enhanced: the one multi-frame header). Derived DICOM
+        objects (SEG, SR, key images) reference them; they hold patient data, never log them.
     """
 
     array: np.ndarray
     affine: np.ndarray
     meta: VolumeMeta = field(compare=False)
+    headers: tuple = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

@@ -41,6 +41,7 @@ class Networks:
     fine: UNet
     config: dict[str, Any]
     sha256: str | None = None
+    weights_file: str | None = None
 
     def to(self, device: torch.device) -> Networks:
         self.coarse.to(device).eval()
@@ -93,4 +94,5 @@ def load_networks(weights: str | Path | None = None, config: dict[str, Any] | No
     networks = new_networks(config)
     networks.load_state_dict(load_file(str(path)))
     networks.sha256 = file_sha256(path)
+    networks.weights_file = path.name
     return networks

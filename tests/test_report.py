@@ -1,0 +1,260 @@
+"""The structured report: analyze end to end, JSON contract, HTML in a real browser, DICOM checked by real tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+from typer.testing import CliRunner
+
+from nvc_mri.cli import app
+from nvc_mri.io.dicom_write import write_dicom_series
+from nvc_mri.phantom import ConflictSpec, LesionSpec, generate
+from nvc_mri.phantom.write import write_case
+from nvc_mri.report.key_images import AXIAL, edge_letters, nerve_plane
+from nvc_mri.report.schema import Report, json_schema, schema_path
+
+runner = CliRunner()
+T1_HEADER = dict(SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
+                 SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0)
+
+
+def _case():
+    """A small CISS case: left AICA deformity, right Koos III vestibular schwannoma (a regression case, not an accuracy claim)."""
+    return generate(7, contrast="ciss", spacing_mm=(0.5, 0.5, 0.7), slab_mm=44, fov_mm=110.0, lesion_probability=0.0,
+                    left=ConflictSpec(kind="deformity", segment="attached_segment", vessel="AICA"), right=ConflictSpec(kind="none"),
+                    lesion=LesionSpec(type="vestibular_schwannoma", koos=3, side="right"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    folder = write_case(_case(), tmp_path_factory.mktemp("case") / "case", "dicom")
+    return folder / "dicom"
+
+
+@pytest.fixture(scope="module")
+def analysed(study, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("analysis") / "out"
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_analyze_writes_every_output_and_a_schema_valid_report(analysed, study):
+    jsonschema = pytest.importorskip("jsonschema")
+    files = sorted(str(p.relative_to(analysed)) for p in analysed.rglob("*") if p.is_file())
+    assert files == ["dicom/keyimages.dcm", "dicom/seg.dcm", "dicom/sr.dcm", "labels.nii.gz", "report.html", "report.json"]
+    data = json.loads((analysed / "report.json").read_text())
+    jsonschema.validate(data, json.loads(schema_path().read_text()))
+    report = Report.model_validate(data)
+    assert report.schema_version == "1.0" and report.input.series_instance_uid and report.input.is_heavily_t2_3d
+    assert report.input.shape == list(nib.load(analysed / "labels.nii.gz").shape)
+    assert len(report.software.model_sha256) == 64 and not report.forced
+    for side in ("left", "right"):
+        nvc = data["sides"][side]["nvc"]
+        for key in ("contact", "severity", "min_gap_mm", "segment", "distance_from_root_exit_mm", "vessel", "contact_point_ras_mm",
+                    "indentation_mm"):
+            assert key in nvc
+    # the designed left AICA deformity at the attached segment is found; the right side has no contact
+    assert data["sides"]["left"]["nvc"]["contact"] is True and data["sides"]["left"]["nvc"]["vessel"] == "AICA"
+    assert data["sides"]["right"]["nvc"]["contact"] is False
+    assert "Left AICA contacts" in data["sides"]["left"]["impression"]
+    assert any(lesion["side"] == "right" and lesion["koos_grade"] == 3 for lesion in data["lesions"])
+    assert "RAS" in data["coordinate_system"] and set(report.timings_s) >= {"segmentation", "measurement", "report", "total"}
+
+
+def test_shipped_schema_matches_the_model():
+    assert json.loads(schema_path().read_text()) == json_schema(), "run scripts/export_schema.py"
+
+
+def test_labels_nifti_on_the_input_grid(analysed, study):
+    from nvc_mri.io import load_volume
+
+    volume = load_volume(study)
+    labels = nib.load(analysed / "labels.nii.gz")
+    assert labels.shape == volume.shape
+    np.testing.assert_allclose(labels.affine, volume.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(labels.dataobj))) >= {0, 1, 2, 4}
+
+
+def test_dicom_objects_pass_dciodvfy(analysed):
+    if not shutil.which("dciodvfy"):
+        pytest.skip("dciodvfy (dicom3tools) not installed")
+    for name in ("seg.dcm", "sr.dcm", "keyimages.dcm"):
+        assert _dciodvfy_errors(analysed / "dicom" / name) == [], name
+
+
+def test_seg_decodes_to_the_label_map(analysed, study):
+    seg = hd.seg.segread(analysed / "dicom" / "seg.dcm")
+    labels = np.asarray(nib.load(analysed / "labels.nii.gz").dataobj)
+    sources = sorted((pydicom.dcmread(p, stop_before_pixels=True) for p in study.glob("*.dcm")),
+                     key=lambda ds: float(np.dot(ds.ImagePositionPatient, np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]))))
+    decoded = seg.get_pixels_by_source_instance([ds.SOPInstanceUID for ds in sources], combine_segments=True, skip_overlap_checks=True)
+    assert decoded.shape == (labels.shape[2], labels.shape[1], labels.shape[0])
+    np.testing.assert_array_equal(np.transpose(decoded, (2, 1, 0)), labels)
+    assert {d.segment_label for d in seg.SegmentSequence} >= {"Brainstem", "Facial nerve (CN VII)", "Artery"}
+    assert seg.get_segment_description(2).segmented_property_type == codes.SCT.FacialNerve
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
+
+
+def _sr_groups(sr_path: Path) -> dict[str, hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations]:
+    sr = hd.sr.srread(sr_path)
+    return {g.tracking_identifier: g for g in sr.content.get_volumetric_roi_measurement_groups()}
+
+
+def test_sr_numbers_equal_the_json_and_reference_seg_and_source(analysed, study):
+    report = Report.model_validate_json((analysed / "report.json").read_text())
+    sr = hd.sr.srread(analysed / "dicom" / "sr.dcm")
+    seg = pydicom.dcmread(analysed / "dicom" / "seg.dcm", stop_before_pixels=True)
+    groups = _sr_groups(analysed / "dicom" / "sr.dcm")
+    compared = 0
+    for side in ("left", "right"):
+        nvc = report.sides[side].nvc
+        group = groups[f"{side} facial nerve root exit zone"]
+        gap = group.get_measurements(name=codes.DCM.Distance)
+        assert gap[0].value == pytest.approx(nvc.min_gap_mm) and gap[0].unit.value == "mm"
+        depth = group.get_measurements(name=codes.SCT.Depth)
+        assert depth[0].value == pytest.approx(nvc.indentation_mm)
+        assert group.referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+        assert list(group.referenced_segment.referenced_segment_numbers) == [2]  # the facial nerve segment
+        compared += 2
+    for i, lesion in enumerate(report.lesions, 1):
+        group = groups[f"lesion {i} ({lesion.side})"]
+        assert group.get_measurements(name=codes.SCT.Volume)[0].value == pytest.approx(lesion.volume_mm3)
+        assert group.get_measurements(name=codes.SCT.Volume)[0].unit.value == "mm3"
+        assert group.get_measurements(name=codes.SCT.Diameter)[0].value == pytest.approx(lesion.max_diameter_mm)
+        compared += 2
+    assert compared >= 4
+    evidence = {item.SeriesInstanceUID for study_item in sr.CurrentRequestedProcedureEvidenceSequence
+                for item in study_item.ReferencedSeriesSequence}
+    assert evidence == {seg.SeriesInstanceUID, report.input.series_instance_uid}
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID == report.input.study_instance_uid
+    keyimages = pydicom.dcmread(analysed / "dicom" / "keyimages.dcm")
+    assert keyimages.StudyInstanceUID == sr.StudyInstanceUID and keyimages.BurnedInAnnotation == "YES"
+    assert keyimages.pixel_array.ndim == 3 and keyimages.pixel_array.std() > 10
+
+
+def test_html_renders_in_headless_chromium(analysed, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium installed")
+    page = (analysed / "report.html").resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    html = (analysed / "report.html").read_text()
+    n_images = html.count("<img ")
+    assert n_images >= 3
+    assert f'data-images-loaded="{n_images}/{n_images}"' in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,2400", page], capture_output=True, timeout=120)
+    import imageio.v3 as iio
+
+    pixels = iio.imread(shot)[..., :3].astype(int)
+    assert pixels.std() > 20  # not blank
+    # the key images' colour overlays (yellow nerve, red artery) are on screen
+    red = (pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)
+    assert red.sum() > 50
+
+
+def test_rerun_replaces_outputs_with_new_uids(analysed, study, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(analysed, out)
+    (out / "labels.nii.gz").write_bytes(b"stale")
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(out), "--device", "cpu", "--format", "json,nifti,dicom"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "report.html").exists()  # not asked for this time: the old one is gone too
+    nib.load(out / "labels.nii.gz")
+    for name in ("seg.dcm", "sr.dcm", "keyimages.dcm"):
+        assert pydicom.dcmread(out / "dicom" / name).SOPInstanceUID != pydicom.dcmread(analysed / "dicom" / name).SOPInstanceUID
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+def test_failure_leaves_only_error_json(study, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full while writing the HTML")
+
+    monkeypatch.setattr("nvc_mri.report.write.report_html", broken)
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code != 0
+    assert [p.name for p in out.iterdir()] == ["error.json"]
+    assert "disk full" in json.loads((out / "error.json").read_text())["error"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_foreign_output_folder_is_refused_untouched(study, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 2 and "holds other files" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_t1_series_is_refused_with_one_line(real_data, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["analyze", str(real_data / "vs-seg-001-t1c-dicom"), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "not a heavily T2-weighted" in result.output and "--force" in result.output
+    assert [p.name for p in out.iterdir()] == ["error.json"]
+
+
+def test_forced_non_t2_analysis_is_marked_in_every_output(tmp_path):
+    case = _case()
+    write_dicom_series(case.image, tmp_path / "t1", overrides=T1_HEADER)
+    out = tmp_path / "out"
+    refused = runner.invoke(app, ["analyze", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu"])
+    assert refused.exit_code == 2 and "t1" in refused.output
+    result = runner.invoke(app, ["analyze", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu", "--force"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["forced"] is True and report["warnings"][0].startswith("FORCED ANALYSIS")
+    assert "FORCED ANALYSIS" in (out / "report.html").read_text().split("<h1>")[0]  # banner above the title
+    for name in ("seg.dcm", "sr.dcm", "keyimages.dcm"):
+        assert "FORCED" in pydicom.dcmread(out / "dicom" / name, stop_before_pixels=True).SeriesDescription
+    for group in _sr_groups(out / "dicom" / "sr.dcm").values():
+        assert any(e.value.value == "FORCED" for e in group.get_qualitative_evaluations())
+
+
+def test_nifti_input_gets_no_dicom_outputs(tmp_path):
+    case = _case()
+    folder = write_case(case, tmp_path / "case", "nifti")
+    result = runner.invoke(app, ["analyze", str(folder / "image.nii.gz"), "-o", str(tmp_path / "out"), "--device", "cpu",
+                                 "--format", "json,nifti"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["labels.nii.gz", "report.json"]
+    np.testing.assert_allclose(nib.load(tmp_path / "out" / "labels.nii.gz").affine, case.image.affine, atol=1e-4)
+    dicom = runner.invoke(app, ["analyze", str(folder / "image.nii.gz"), "-o", str(tmp_path / "out2"), "--format", "dicom"])
+    assert dicom.exit_code == 2 and "need DICOM input" in dicom.output
+
+
+def test_orientation_letters_follow_the_radiological_convention():
+    right, up = AXIAL
+    assert (edge_letters(-right), edge_letters(right), edge_letters(up), edge_letters(-up)) == ("R", "L", "A", "P")
+    assert edge_letters(np.array([0.7, 0.0, 0.7])) in ("RS", "SR")
+
+
+def test_nerve_plane_holds_the_nerve_and_the_artery():
+    from nvc_mri.io.volume import Volume, VolumeMeta
+    from nvc_mri.io.sequence import SequenceGuess
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[5:35, 20, 20] = 2   # nerve along x
+    labels[20, 20:24, 26] = 4  # artery above it
+    meta = VolumeMeta(source="t", format="nifti", sequence=SequenceGuess(family="unknown", confidence=0, basis="none"))
+    volume = Volume(labels, np.diag([0.5, 0.5, 0.5, 1.0]), meta)
+    right, up = nerve_plane(volume, np.array([10.0, 10.0, 10.0]))
+    assert abs(right @ [1, 0, 0]) > 0.99 and right[0] < 0   # nerve across the screen, pointing to the patient's left
+    assert abs(up @ [0, 0, 1]) > 0.95 and up[2] > 0         # towards the artery, superior up
