@@ -283,6 +283,54 @@ def analyze(
 
 @app.command()
 @friendly_errors
+def batch(
+    input_root: Path = typer.Argument(..., help="Folder with NIfTI files, zip files and DICOM studies (nested folders)."),
+    output_root: Path = typer.Option(..., "--output", "-o", help="One folder per study, plus summary.csv/.json and failures.csv."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Local worker processes (torch threads are divided among them)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask distributed scheduler address (tcp://host:8786)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip studies whose outputs are complete and current."),
+    timeout: float | None = typer.Option(None, "--timeout-per-study", help="Seconds after which a study is stopped and recorded as failed."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda (for each worker)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config overrides, as for analyze."),
+    force: bool = typer.Option(False, "--force", help="Also analyse series that are not heavily T2-weighted (marked unreliable)."),
+) -> None:
+    """Analyse every study under INPUT_ROOT: resumable, one failure never stops the rest, summary table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from nvc_mri.batch import run_batch
+
+    with Progress(TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("batch", total=None, rate="")
+        processed = [0]
+
+        def on_start(total: int, skipped: int) -> None:
+            bar.update(task, total=total, completed=skipped)
+            if skipped:
+                console.log(f"{skipped} of {total} studies already done (resume)")
+
+        def on_row(row: dict) -> None:
+            processed[0] += 1
+            bar.advance(task)
+            bar.update(task, rate=f"{3600 * processed[0] / max(bar.tasks[0].elapsed or 0.0, 1e-6):.0f} studies/h")
+            if row["status"] == "failed":
+                console.log(f"[red]failed[/] {row['study']}: {row['reason']}", highlight=False)
+            else:
+                sides = "  ".join(f"{s[0].upper()} {row[s + '_severity'] or 'unknown'}" + (f" {row[s + '_vessel']}" if row[s + "_vessel"] else "")
+                                  for s in ("right", "left"))
+                console.log(f"done {row['study']} ({row['seconds']:.0f} s): {sides}; lesions {row['lesions']}", highlight=False)
+
+        summary = run_batch(input_root, output_root, workers=workers, scheduler=scheduler, resume=resume, timeout_s=timeout,
+                            device=device, config=config, force=force, on_start=on_start, on_row=on_row)
+    counts = summary.counts
+    console.print(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped; "
+                  f"summary in {output_root / 'summary.csv'}" + (f", failures in {output_root / 'failures.csv'}" if counts["failed"] else ""))
+    if counts["failed"]:
+        raise typer.Exit(code=3)
+
+
+@app.command()
+@friendly_errors
 def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case and its report are written."),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
     """Analyse an embedded default phantom case (a CISS-like DICOM series) end to end and compare with its truth."""

@@ -20,7 +20,7 @@ from nvc_mri.report.key_images import key_images, montage
 from nvc_mri.report.schema import Outputs
 
 FORMATS = ("json", "html", "nifti", "dicom")
-OUTPUT_NAMES = {"report.json", "report.html", "labels.nii.gz", "dicom", "error.json"}
+OUTPUT_NAMES = {"report.json", "report.html", "labels.nii.gz", "dicom", "error.json", "fingerprint.json"}
 
 
 def check_output_folder(outdir: Path) -> None:
@@ -46,7 +46,8 @@ def parse_formats(text: str | None, dicom_input: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("json",) + asked))
 
 
-def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None = None) -> Path:
+def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None = None,
+                  extra_files: dict[str, str] | None = None) -> Path:
     """Write ``report.json`` and, as asked, ``report.html``, ``labels.nii.gz`` and ``dicom/``.
 
     Parameters
@@ -56,6 +57,8 @@ def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None 
         Replaced as a whole when the writing succeeds; untouched when it fails.
     formats : tuple of str, optional
         Among ``json``, ``html``, ``nifti``, ``dicom`` (default: all the input allows).
+    extra_files : dict, optional
+        Other text files to write with the outputs (name -> text), e.g. the batch fingerprint.
 
     Returns
     -------
@@ -87,17 +90,26 @@ def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None 
         report = report.model_copy(update={"timings_s": timings, "outputs": Outputs(files=["report.json"] + written)})
         if "html" in formats:
             (tmp / "report.html").write_text(report_html(report, images), encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
     analysis.report = report
     return outdir
 
 
-def write_error(outdir: str | Path, source: str | Path, error: BaseException) -> Path:
+def error_line(error: BaseException | str) -> str:
+    """One line saying what went wrong (an InputError already names the file and the problem)."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, str) or isinstance(error, InputError):
+        return first_line
+    return f"{type(error).__name__}: {first_line}"
+
+
+def write_error(outdir: str | Path, source: str | Path, error: BaseException | str) -> Path:
     """Leave ``outdir`` holding only ``error.json``: what failed and why (no patient identifiers)."""
     outdir = Path(outdir)
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    message = first_line if isinstance(error, InputError) else f"{type(error).__name__}: {first_line}"
-    payload = {"status": "failed", "input": str(source), "error": message, "error_type": type(error).__name__,
+    message = error_line(error)
+    payload = {"status": "failed", "input": str(source), "error": message, "error_type": type(error).__name__ if isinstance(error, BaseException) else "Failure",
                "software": {"name": "nvc-mri", "version": __version__},
                "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     with atomic_dir(outdir) as tmp:

@@ -1,0 +1,111 @@
+"""Find the studies under a folder: NIfTI files, zip archives and DICOM studies in nested folders.
+
+DICOM files are grouped by StudyInstanceUID wherever they lie. Study names (the output folder
+names) never contain raw DICOM values: a DICOM study is ``dicom-<hash of its UID>``; a file is
+named from its path relative to the input root, reduced to safe characters, plus a short hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Study:
+    """One study to analyse.
+
+    Attributes
+    ----------
+    name : str
+        Safe, unique folder name for its outputs.
+    kind : {'nifti', 'zip', 'dicom'}
+    source : str
+        The file (NIfTI, zip) or the folder holding the study's DICOM files (for people; may be shared).
+    files : tuple of str
+        Every input file of the study.
+    """
+
+    name: str
+    kind: str
+    source: str
+    files: tuple[str, ...]
+
+
+def _digest(text: str, n: int = 12) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def safe_name(relative_path: str) -> str:
+    """A folder name from a relative path: safe characters only, bounded length, a hash against collisions."""
+    stem = re.sub(r"(\.nii\.gz|\.nii|\.zip)$", "", relative_path, flags=re.IGNORECASE)
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "study"
+    return f"{clean}-{_digest(relative_path, 6)}"
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".ima")
+
+
+def _study_uid(path: Path) -> str | None:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+        return str(ds.get("StudyInstanceUID") or "") or None
+    except Exception:  # damaged files become a study of their folder and fail there, with a reason
+        return None
+
+
+def find_studies(root: str | Path) -> list[Study]:
+    """Every study under ``root`` (sorted by name; hidden files and folders are skipped).
+
+    Parameters
+    ----------
+    root : path
+        A folder; also accepted: one NIfTI or zip file.
+    """
+    root = Path(root)
+    if root.is_file():
+        kind = "zip" if zipfile.is_zipfile(root) else "nifti"
+        return [Study(safe_name(root.name), kind, str(root), (str(root),))]
+    studies: list[Study] = []
+    dicom: dict[str, list[Path]] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            relative = str(path.relative_to(root))
+            if name.lower().endswith(NIFTI_SUFFIXES):
+                studies.append(Study(safe_name(relative), "nifti", str(path), (str(path),)))
+            elif name.lower().endswith(".zip") and zipfile.is_zipfile(path):
+                studies.append(Study(safe_name(relative), "zip", str(path), (str(path),)))
+            elif _is_dicom(path):
+                key = _study_uid(path) or f"unreadable:{Path(folder).relative_to(root)}"
+                dicom.setdefault(key, []).append(path)
+    for key, paths in dicom.items():
+        common = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        studies.append(Study(f"dicom-{_digest(key)}", "dicom", str(common), tuple(str(p) for p in sorted(paths))))
+    return sorted(studies, key=lambda s: s.name)
+
+
+def fingerprint(study: Study, config_digest: str, model_sha256: str, version: str) -> str:
+    """What a study's outputs were made from: its files (path, size, modification time), config, model, software."""
+    digest = hashlib.sha256(f"{config_digest}|{model_sha256}|{version}|{study.kind}".encode())
+    for path in study.files:
+        stat = os.stat(path)
+        digest.update(f"|{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
