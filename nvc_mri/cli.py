@@ -331,6 +331,59 @@ def batch(
 
 @app.command()
 @friendly_errors
+def serve(
+    destination: str = typer.Option(..., "--destination", help="Where results go: AE@HOST:PORT (usually the PACS)."),
+    ae_title: str = typer.Option("NVC", "--ae-title", help="This node's AE title."),
+    port: int = typer.Option(11112, "--port", help="Port to listen on."),
+    allow: list[str] = typer.Option([], "--allow", help="Calling AE title allowed to send (repeat); default: any."),
+    spool: Path = typer.Option(Path("nvc-spool"), "--spool", help="Persistent spool folder (mount a volume here)."),
+    quiet_period: float | None = typer.Option(None, "--quiet-period", help="Seconds without new instances before a study counts as complete."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda for the analysis."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Certificate (PEM) to serve DICOM over TLS."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="Private key (PEM) of --tls-cert."),
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", help="CA bundle: require and verify client certificates."),
+) -> None:
+    """Run a DICOM node: receive MR studies, analyse each once complete, send SEG, SR and key images to the destination."""
+    import logging
+    import signal
+    import ssl
+    import threading
+
+    from nvc_mri.pacs import Node
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    context = None
+    if tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls_ca) if tls_ca else None)
+        context.load_cert_chain(str(tls_cert), str(tls_key) if tls_key else None)
+        context.verify_mode = ssl.CERT_REQUIRED if tls_ca else ssl.CERT_NONE
+    overrides = {k: v for k, v in (("quiet_period_s", quiet_period), ("device", device)) if v is not None}
+    node = Node(spool, destination, ae_title=ae_title, port=port, allow=allow, ssl_context=context, config=overrides)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    node.start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+
+
+@app.command()
+def health(spool: Path = typer.Option(Path("nvc-spool"), "--spool"), max_age: float = typer.Option(60.0, "--max-age")) -> None:
+    """Exit 0 when the node serving SPOOL is alive (its heartbeat is recent): for Docker HEALTHCHECK."""
+    import time
+
+    try:
+        age = time.time() - float((spool / "heartbeat").read_text().strip())
+    except (OSError, ValueError):
+        raise typer.Exit(code=1) from None
+    raise typer.Exit(code=0 if age <= max_age else 1)
+
+
+@app.command()
+@friendly_errors
 def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="Where the demo case and its report are written."),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
     """Analyse an embedded default phantom case (a CISS-like DICOM series) end to end and compare with its truth."""
