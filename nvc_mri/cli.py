@@ -332,13 +332,13 @@ def batch(
 @app.command()
 @friendly_errors
 def serve(
-    destination: str = typer.Option(..., "--destination", help="Where results go: AE@HOST:PORT (usually the PACS)."),
-    ae_title: str = typer.Option("NVC", "--ae-title", help="This node's AE title."),
-    port: int = typer.Option(11112, "--port", help="Port to listen on."),
-    allow: list[str] = typer.Option([], "--allow", help="Calling AE title allowed to send (repeat); default: any."),
-    spool: Path = typer.Option(Path("nvc-spool"), "--spool", help="Persistent spool folder (mount a volume here)."),
-    quiet_period: float | None = typer.Option(None, "--quiet-period", help="Seconds without new instances before a study counts as complete."),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda for the analysis."),
+    destination: str = typer.Option(..., "--destination", envvar="NVC_DESTINATION", help="Where results go: AE@HOST:PORT (usually the PACS)."),
+    ae_title: str = typer.Option("NVC", "--ae-title", envvar="NVC_AE_TITLE", help="This node's AE title."),
+    port: int = typer.Option(11112, "--port", envvar="NVC_PORT", help="Port to listen on."),
+    allow: list[str] = typer.Option([], "--allow", envvar="NVC_ALLOW", help="Calling AE title allowed to send (repeat; env: space-separated); default: any."),
+    spool: Path = typer.Option(Path("nvc-spool"), "--spool", envvar="NVC_SPOOL", help="Persistent spool folder (mount a volume here)."),
+    quiet_period: float | None = typer.Option(None, "--quiet-period", envvar="NVC_QUIET_PERIOD", help="Seconds without new instances before a study counts as complete."),
+    device: str | None = typer.Option(None, "--device", envvar="NVC_DEVICE", help="auto, cpu or cuda for the analysis."),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Certificate (PEM) to serve DICOM over TLS."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="Private key (PEM) of --tls-cert."),
     tls_ca: Path | None = typer.Option(None, "--tls-ca", help="CA bundle: require and verify client certificates."),
@@ -371,7 +371,8 @@ def serve(
 
 
 @app.command()
-def health(spool: Path = typer.Option(Path("nvc-spool"), "--spool"), max_age: float = typer.Option(60.0, "--max-age")) -> None:
+def health(spool: Path = typer.Option(Path("nvc-spool"), "--spool", envvar="NVC_SPOOL"),
+           max_age: float = typer.Option(60.0, "--max-age")) -> None:
     """Exit 0 when the node serving SPOOL is alive (its heartbeat is recent): for Docker HEALTHCHECK."""
     import time
 
