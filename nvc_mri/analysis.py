@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nvc_mri.errors import InputError
 from nvc_mri.io import Volume, load_volume
+from nvc_mri.io.convert import as_volume
 from nvc_mri.measure import measure
 from nvc_mri.measure.findings import Findings
 from nvc_mri.report.build import build_report
@@ -34,7 +35,7 @@ class Analysis:
     ----------
     volume : Volume
         The image as loaded (voxels, voxel -> RAS+ mm affine, metadata).
-    labels : Volume
+    label_volume : Volume
         Label map on the input's grid (``nvc_mri.labels.Label`` values).
     segmentation : Segmentation
         Fine-pass region, fallback flag and timings of the U-Net.
@@ -45,10 +46,47 @@ class Analysis:
     """
 
     volume: Volume
-    labels: Volume
+    label_volume: Volume
     segmentation: Segmentation
     findings: Findings
     report: Report
+
+    @property
+    def labels(self):
+        """The label map as a nibabel image on the input's grid (affine: voxel -> RAS+ mm)."""
+        return self.label_volume.to_nifti(dtype="uint8")
+
+    def to_dataframe(self):
+        """One row per side (right, left): the facial nerve's contact findings, plus lesion counts (pandas)."""
+        import pandas as pd
+
+        rows = []
+        for side in ("right", "left"):
+            s = self.report.sides[side]
+            row = {"side": side, "status": s.status, **s.nvc.model_dump(), "impression": s.impression,
+                   "lesions": sum(1 for lesion in self.report.lesions if lesion.side == side)}
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("side")
+
+    def plot(self, side: str = "left", figsize: tuple[float, float] = (10, 5)):
+        """A matplotlib figure of one side's root exit zone: axial and nerve-artery plane with overlays."""
+        import matplotlib.pyplot as plt
+
+        from nvc_mri.report.key_images import key_images
+
+        if side not in ("left", "right"):
+            raise ValueError("side must be 'left' or 'right'")
+        images = [k for k in key_images(self.volume, self.label_volume, self.findings) if k.name.startswith(f"{side}_rez")]
+        fig, axes = plt.subplots(1, max(1, len(images)), figsize=figsize, squeeze=False)
+        for ax, image in zip(axes[0], images):
+            ax.imshow(image.rgb)
+            ax.set_axis_off()
+        if not images:
+            axes[0][0].text(0.5, 0.5, f"{side} facial nerve not traced", ha="center", va="center")
+            axes[0][0].set_axis_off()
+        fig.suptitle(self.report.sides[side].impression, fontsize=10, wrap=True)
+        fig.tight_layout()
+        return fig
 
 
 def sequence_problem(volume: Volume) -> str | None:
@@ -67,16 +105,18 @@ def sequence_problem(volume: Volume) -> str | None:
     return f"series is {guess.family}{' (' + guess.name + ')' if guess.name else ''}, not a heavily T2-weighted 3D sequence"
 
 
-def run_analysis(source: str | Path | Volume, *, series: str | int | None = None, device: str = "auto",
+def run_analysis(source, *, affine=None, series: str | int | None = None, device: str = "auto",
                  networks: Networks | None = None, force: bool = False) -> Analysis:
     """Analyse one study.
 
     Parameters
     ----------
-    source : path or Volume
-        NIfTI file, DICOM file, folder or zip, or an already loaded :class:`Volume`.
+    source : path, Volume, nibabel image, SimpleITK image or ndarray
+        NIfTI file, DICOM file, folder or zip, or an image in memory (an array needs ``affine``).
     series : str or int, optional
         SeriesInstanceUID or SeriesNumber when a folder holds several series.
+    affine : ndarray (4, 4), optional
+        Voxel -> RAS+ mm, with a NumPy array.
     device : {'auto', 'cpu', 'cuda'}
     networks : Networks, optional
         Loaded U-Nets (default: the shipped weights); pass them to reuse one load over many studies.
@@ -89,7 +129,7 @@ def run_analysis(source: str | Path | Volume, *, series: str | int | None = None
         Unreadable input, or not a heavily T2-weighted 3D sequence without ``force``.
     """
     t0 = time.perf_counter()
-    volume = source if isinstance(source, Volume) else load_volume(source, series=series)
+    volume = load_volume(source, series=series) if isinstance(source, (str, Path)) else as_volume(source, affine)
     t_load = time.perf_counter() - t0
     problem = sequence_problem(volume)
     if problem and not force:
@@ -105,4 +145,4 @@ def run_analysis(source: str | Path | Volume, *, series: str | int | None = None
         warnings.insert(0, f"{FORCED_WARNING}: {problem}")
     timings = {"load": t_load, "segmentation": t_seg, "measurement": t_measure}
     report = build_report(volume, segmentation, findings, networks, forced=bool(problem), warnings=warnings, timings_s=timings)
-    return Analysis(volume=volume, labels=segmentation.labels, segmentation=segmentation, findings=findings, report=report)
+    return Analysis(volume=volume, label_volume=segmentation.labels, segmentation=segmentation, findings=findings, report=report)

@@ -72,16 +72,16 @@ def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None 
     report = analysis.report
     t0 = time.perf_counter()
     warning = "FORCED: NOT T2 - UNRELIABLE" if report.forced else None
-    images = key_images(analysis.volume, analysis.labels, analysis.findings, warning) if {"html", "dicom"} & set(formats) else []
+    images = key_images(analysis.volume, analysis.label_volume, analysis.findings, warning) if {"html", "dicom"} & set(formats) else []
     written: list[str] = []
     with atomic_dir(outdir) as tmp:
         if "nifti" in formats:
-            atomic_save_nifti(analysis.labels.to_nifti(dtype="uint8"), tmp / "labels.nii.gz")
+            atomic_save_nifti(analysis.label_volume.to_nifti(dtype="uint8"), tmp / "labels.nii.gz")
             written.append("labels.nii.gz")
         if "dicom" in formats:
             from nvc_mri.report.dicom import write_dicom
 
-            paths = write_dicom(report, analysis.volume, analysis.labels.array, montage(images), tmp / "dicom")
+            paths = write_dicom(report, analysis.volume, analysis.label_volume.array, montage(images), tmp / "dicom")
             written += [f"dicom/{p.name}" for p in paths]
         if "html" in formats:
             written.append("report.html")

@@ -42,33 +42,39 @@ def cache_key(model_config: dict[str, Any]) -> str:
 
 def prepare_case(seed: int, options: dict[str, Any], model_config: dict[str, Any], folder: Path,
                  extra_margin_mm: float = 12.0) -> Path:
-    """Generate phantom ``seed`` and write it on the model grids into ``folder/<seed>`` (atomic).
+    """Generate phantom ``seed`` and write it on the model grids into ``folder/<seed>`` (see :func:`cache_volume`)."""
+    target = folder / f"{seed:07d}"
+    if (target / "info.json").is_file():
+        return target
+    case = generate(seed, **options)
+    return cache_volume(case.image, case.labels, model_config, target, dict(seed=seed, options=options), extra_margin_mm)
+
+
+def cache_volume(image_volume, label_volume, model_config: dict[str, Any], target: Path, info: dict[str, Any],
+                 extra_margin_mm: float = 12.0) -> Path:
+    """Write one labelled image on the model grids into ``target`` (atomic); phantoms and users' own scans alike.
 
     The coarse grid covers the whole volume, as at inference. The fine grid covers the region
     the fine pass would get from a perfect coarse pass, widened by ``extra_margin_mm`` so that
     training also sees tissue beyond it.
     """
-    target = folder / f"{seed:07d}"
-    if (target / "info.json").is_file():
-        return target
-    case = generate(seed, **options)
-    native_labels = case.labels.array.astype(np.uint8)
-    window = intensity_window(case.image.array, model_config["intensity"])
-    image = normalise(case.image.array, window)
-    coarse_image, coarse_grid = coarse_input(image, case.image.affine, model_config)
-    coarse_labels = resample_labels(native_labels, case.labels.affine, coarse_grid.affine, coarse_grid.shape)
-    centre = volume_centre_mm(case.image.shape, case.image.affine)
+    native_labels = np.asarray(label_volume.array).astype(np.uint8)
+    window = intensity_window(image_volume.array, model_config["intensity"])
+    image = normalise(image_volume.array, window)
+    coarse_image, coarse_grid = coarse_input(image, image_volume.affine, model_config)
+    coarse_labels = resample_labels(native_labels, label_volume.affine, coarse_grid.affine, coarse_grid.shape)
+    centre = volume_centre_mm(image_volume.shape, image_volume.affine)
     region = fine_region(coarse_labels, None, coarse_grid.affine, centre, model_config["region"])
-    fine = bounding_grid(case.image.shape, case.image.affine, float(model_config["fine"]["spacing_mm"]))
+    fine = bounding_grid(image_volume.shape, image_volume.affine, float(model_config["fine"]["spacing_mm"]))
     fine = fine.crop(region.lower_mm - extra_margin_mm, region.upper_mm + extra_margin_mm)
-    fine_image = resample(image, case.image.affine, fine.affine, fine.shape)
-    fine_labels = resample_labels(native_labels, case.labels.affine, fine.affine, fine.shape)
+    fine_image = resample(image, image_volume.affine, fine.affine, fine.shape)
+    fine_labels = resample_labels(native_labels, label_volume.affine, fine.affine, fine.shape)
     with atomic_dir(target) as tmp:
         np.save(tmp / "image.npy", fine_image.numpy().astype(np.float16))
         np.save(tmp / "labels.npy", fine_labels)
         np.save(tmp / "coarse_image.npy", coarse_image.numpy().astype(np.float16))
         np.save(tmp / "coarse_labels.npy", coarse_labels)
-        info = dict(seed=seed, options=options, origin=fine.origin, spacing_mm=fine.spacing,
+        info = dict(info, origin=fine.origin, spacing_mm=fine.spacing,
                     label_voxels={int(v): int((fine_labels == v).sum()) for v in range(N_CLASSES)})
         (tmp / "info.json").write_text(json.dumps(info, default=str))
     return target

@@ -98,6 +98,30 @@ def _checkpoint(path: Path, networks: Networks, optimisers: dict, step: int, his
     tmp.replace(path)
 
 
+def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rng: np.random.Generator, step: int, config,
+                  fine_patch: tuple[int, int, int], coarse_patch: tuple[int, int, int]) -> dict:
+    """One optimiser step of the fine network (and of the coarse one every ``coarse_every`` steps), poly learning rate."""
+    lr = config.learning_rate * (1 - step / config.steps) ** 0.9
+    for o in optimisers.values():
+        for group in o.param_groups:
+            group["lr"] = lr
+    x, y = batch(cases, rng, fine_patch, config.batch_size, config.foreground_fraction)
+    loss = loss_fn(networks.fine(x), y)
+    optimisers["fine"].zero_grad(); loss.backward(); optimisers["fine"].step()
+    stats = {"step": step + 1, "loss": loss.item(), "lr": lr, "cases": len(cases)}
+    if step % config.coarse_every == 0:
+        cx, cy = batch(cases, rng, coarse_patch, config.batch_size, 0.0, coarse=True)
+        coarse_loss = loss_fn(networks.coarse(cx), cy)
+        optimisers["coarse"].zero_grad(); coarse_loss.backward(); optimisers["coarse"].step()
+        stats["coarse_loss"] = coarse_loss.item()
+    return stats
+
+
+def optimisers_for(networks: Networks, learning_rate: float, weight_decay: float) -> dict:
+    return {name: torch.optim.AdamW(getattr(networks, name).parameters(), lr=learning_rate, weight_decay=weight_decay)
+            for name in ("fine", "coarse")}
+
+
 def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, dict], None] | None = None) -> Path:
     """Train both networks; returns the exported safetensors path in ``run_dir``.
 
@@ -119,8 +143,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     generator.start()
     networks = new_networks(model_config)
     networks.fine.train(); networks.coarse.train()
-    optimisers = {name: torch.optim.AdamW(getattr(networks, name).parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-                  for name in ("fine", "coarse")}
+    optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     step, history = 0, []
     checkpoint = config.run_dir / "checkpoint.pt"
@@ -150,19 +173,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
                 time.sleep(2)
                 continue
             cases = list(loaded.values())
-            lr = config.learning_rate * (1 - step / config.steps) ** 0.9
-            for o in optimisers.values():
-                for group in o.param_groups:
-                    group["lr"] = lr
-            x, y = batch(cases, rng, fine_patch, config.batch_size, config.foreground_fraction)
-            loss = loss_fn(networks.fine(x), y)
-            optimisers["fine"].zero_grad(); loss.backward(); optimisers["fine"].step()
-            stats = {"step": step + 1, "loss": loss.item(), "lr": lr, "cases": len(cases), "elapsed_s": time.time() - started}
-            if step % config.coarse_every == 0:
-                cx, cy = batch(cases, rng, coarse_patch, config.batch_size, 0.0, coarse=True)
-                coarse_loss = loss_fn(networks.coarse(cx), cy)
-                optimisers["coarse"].zero_grad(); coarse_loss.backward(); optimisers["coarse"].step()
-                stats["coarse_loss"] = coarse_loss.item()
+            stats = training_step(networks, optimisers, loss_fn, cases, rng, step, config, fine_patch, coarse_patch)
+            stats["elapsed_s"] = time.time() - started
             step += 1
             if config.validation_seeds and (step % config.validate_every == 0 or step == config.steps):
                 if not validation:

@@ -1,0 +1,54 @@
+"""The notebook API: nvc_mri.analyze on paths, nibabel, SimpleITK and NumPy input; plots and data frames."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+
+import nvc_mri  # noqa: E402
+from nvc_mri.errors import InputError  # noqa: E402
+from nvc_mri.io.convert import as_volume  # noqa: E402
+from nvc_mri.phantom import ConflictSpec, generate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def case():
+    return generate(7, contrast="ciss", spacing_mm=(0.5, 0.5, 0.7), slab_mm=44, fov_mm=110.0, lesion_probability=0.0,
+                    left=ConflictSpec(kind="deformity", segment="attached_segment", vessel="AICA"), right=ConflictSpec(kind="none"))
+
+
+def test_in_memory_inputs_keep_their_geometry(case, tmp_path):
+    nifti = case.image.to_nifti()
+    from_nib = as_volume(nifti)
+    np.testing.assert_allclose(from_nib.affine, case.image.affine)
+    path = tmp_path / "x.nii.gz"
+    nib.save(nifti, path)
+    itk = sitk.ReadImage(str(path))
+    from_itk = as_volume(itk)
+    np.testing.assert_allclose(from_itk.affine, case.image.affine, atol=1e-4)  # SimpleITK's LPS -> RAS+
+    np.testing.assert_array_equal(from_itk.array, from_nib.array)
+    with pytest.raises(InputError, match="affine"):
+        as_volume(case.image.array)
+    with pytest.raises(InputError, match="3D"):
+        as_volume(np.zeros((4, 4)), np.eye(4))
+
+
+def test_analyze_returns_report_labels_plot_and_dataframe(case):
+    result = nvc_mri.analyze(case.image.array, affine=case.image.affine, device="cpu")
+    assert isinstance(result.labels, nib.Nifti1Image)
+    np.testing.assert_allclose(result.labels.affine, case.image.affine)
+    assert result.labels.shape == case.image.shape
+    frame = result.to_dataframe()
+    assert list(frame.index) == ["right", "left"]
+    assert frame.loc["left", "severity"] == result.report.sides["left"].nvc.severity
+    assert frame.loc["left", "contact"] == True  # noqa: E712 (the designed AICA deformity)
+    fig = result.plot(side="left")
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError):
+        result.plot(side="middle")
