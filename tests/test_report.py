@@ -258,3 +258,27 @@ def test_nerve_plane_holds_the_nerve_and_the_artery():
     right, up = nerve_plane(volume, np.array([10.0, 10.0, 10.0]))
     assert abs(right @ [1, 0, 0]) > 0.99 and right[0] < 0   # nerve across the screen, pointing to the patient's left
     assert abs(up @ [0, 0, 1]) > 0.95 and up[2] > 0         # towards the artery, superior up
+
+
+def test_seg_on_an_enhanced_multiframe_source(real_data, tmp_path):
+    """The SEG path for enhanced MR (one file, per-frame geometry), on a real Siemens XA30 object."""
+    from nvc_mri.io import load_volume
+    from nvc_mri.report.dicom.seg import build_seg
+
+    volume = load_volume(real_data / "xa30-enhanced-multiframe")
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[40:60, 50:70, 30:50] = 1
+    labels[60:64, 58:62, 35:45] = 2
+    seg = build_seg(volume, labels, 9901, "NVC labels (nvc-mri)")
+    path = tmp_path / "seg.dcm"
+    seg.save_as(path, enforce_file_format=True)
+    if shutil.which("dciodvfy"):
+        assert _dciodvfy_errors(path) == []
+    decoded = hd.seg.segread(path).get_volume(combine_segments=True)
+    # the decoded volume's voxels, put back on our grid through both affines, equal the labels
+    from nvc_mri.io.volume import LPS_TO_RAS
+    ras = LPS_TO_RAS @ decoded.affine
+    index = np.argwhere(decoded.array > 0)
+    ours = np.rint((index @ ras[:3, :3].T + ras[:3, 3] - volume.affine[:3, 3]) @ np.linalg.inv(volume.affine[:3, :3]).T).astype(int)
+    assert np.array_equal(labels[tuple(ours.T)], decoded.array[tuple(index.T)])
+    assert len(index) == int((labels > 0).sum())

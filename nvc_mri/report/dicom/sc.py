@@ -7,9 +7,10 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from nvc_mri.io.volume import Volume
-from nvc_mri.report.dicom.seg import MANUFACTURER
+from nvc_mri.report.dicom.seg import MANUFACTURER, without_header_warnings
 
 
+@without_header_warnings
 def build_key_images(volume: Volume, montage: np.ndarray, series_number: int, description: str) -> hd.sc.SCImage:
     """One RGB secondary capture image of the key-image montage, in the source study.
 

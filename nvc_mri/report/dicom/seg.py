@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+import warnings
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
@@ -13,6 +16,18 @@ from nvc_mri.io.volume import LPS_TO_RAS, Volume
 from nvc_mri.report.dicom.codes import SEGMENTS
 
 MANUFACTURER = "nvc-mri project"
+
+
+def without_header_warnings(build):
+    """Run a builder with warnings silenced: highdicom's warnings quote header values such as patient names."""
+
+    @functools.wraps(build)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return build(*args, **kwargs)
+
+    return quiet
 MODEL_NAME = "nvc-mri"
 
 
@@ -45,6 +60,44 @@ def source_frames(volume: Volume) -> list[tuple[Dataset, int, int]]:
     return out
 
 
+def frame_geometry(volume: Volume, slices: list[int]) -> dict:
+    """Plane orientation, pixel measures and one plane position per frame, from the analysed grid (LPS mm).
+
+    Given explicitly so that classic and enhanced sources (whose pixel measures may sit in
+    per-frame groups) give the same SEG geometry.
+    """
+    affine_lps = LPS_TO_RAS @ volume.affine
+    spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
+    row_dir, col_dir = affine_lps[:3, 0] / spacing[0], affine_lps[:3, 1] / spacing[1]
+    return dict(
+        plane_orientation=hd.PlaneOrientationSequence(coordinate_system="PATIENT",
+                                                      image_orientation=[float(v) for v in (*row_dir, *col_dir)]),
+        pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=[float(spacing[1]), float(spacing[0])], slice_thickness=float(spacing[2]),
+                                                spacing_between_slices=float(spacing[2])),
+        plane_positions=[hd.PlanePositionSequence(coordinate_system="PATIENT",
+                                                  image_position=[float(v) for v in affine_lps[:3, :3] @ [0.0, 0.0, k] + affine_lps[:3, 3]])
+                         for k in slices],
+    )
+
+
+def with_shared_geometry(header: Dataset) -> Dataset:
+    """An enhanced header whose pixel measures and orientation are also in the shared functional groups.
+
+    Scanners may keep them per frame only (Siemens XA30 does); highdicom reads them from the shared
+    groups. Classic headers are returned as they are.
+    """
+    if "PerFrameFunctionalGroupsSequence" not in header:
+        return header
+    header = copy.deepcopy(header)
+    if "SharedFunctionalGroupsSequence" not in header:
+        header.SharedFunctionalGroupsSequence = [Dataset()]
+    shared, first = header.SharedFunctionalGroupsSequence[0], header.PerFrameFunctionalGroupsSequence[0]
+    for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence"):
+        if keyword not in shared and keyword in first:
+            setattr(shared, keyword, copy.deepcopy(getattr(first, keyword)))
+    return header
+
+
 def label_frames(volume: Volume, labels: np.ndarray) -> np.ndarray:
     """The label map as (source frames, rows, columns), in the order of the source instances and frames."""
     return np.stack([labels[:, :, k].T for _, _, k in source_frames(volume)]).astype(np.uint8)
@@ -60,6 +113,7 @@ def segment_descriptions(algorithm_version: str) -> list[hd.seg.SegmentDescripti
             for value, (label, category, kind, rgb) in SEGMENTS.items()]
 
 
+@without_header_warnings
 def build_seg(volume: Volume, labels: np.ndarray, series_number: int, description: str) -> hd.seg.Segmentation:
     """A binary DICOM SEG of ``labels`` (the analysed grid) referencing every source instance.
 
@@ -74,10 +128,11 @@ def build_seg(volume: Volume, labels: np.ndarray, series_number: int, descriptio
         SeriesDescription (carries the forced-analysis warning when there is one).
     """
     frames = label_frames(volume, labels)
+    geometry = frame_geometry(volume, [k for _, _, k in source_frames(volume)])
     return hd.seg.Segmentation(
-        source_images=list(volume.headers), pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        source_images=[with_shared_geometry(h) for h in volume.headers], pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=segment_descriptions(__version__), series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME,
         software_versions=__version__, device_serial_number="0", content_description=description[:64], content_label="NVC_LABELS",
-        series_description=description[:64],
+        series_description=description[:64], **geometry,
     )

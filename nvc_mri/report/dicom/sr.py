@@ -12,7 +12,7 @@ from nvc_mri import __version__
 from nvc_mri.io.volume import Volume
 from nvc_mri.labels import Label
 from nvc_mri.report.dicom import codes as c
-from nvc_mri.report.dicom.seg import MANUFACTURER, MODEL_NAME
+from nvc_mri.report.dicom.seg import MANUFACTURER, MODEL_NAME, without_header_warnings
 from nvc_mri.report.schema import Report
 
 DEVICE_UID = "1.2.826.0.1.3680043.10.1462.1"  # stable identifier of the nvc-mri observer device
@@ -84,6 +84,7 @@ def lesion_groups(report: Report, seg, volume: Volume) -> list:
     return groups
 
 
+@without_header_warnings
 def build_sr(report: Report, seg: hd.seg.Segmentation, volume: Volume, series_number: int, description: str) -> hd.sr.Comprehensive3DSR:
     """The TID 1500 measurement report of ``report``, referencing ``seg`` and the source series."""
     observer = hd.sr.ObserverContext(
