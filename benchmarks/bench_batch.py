@@ -70,8 +70,8 @@ def main() -> None:
 |---|---|---|---|---|
 {rows}
 
-Ratio 2 workers / 1 worker: **{ratio:.2f}x**. With 2 cores, each of 2 workers gets one torch thread, so the gain
-comes only from overlapping the single-threaded parts (loading, measurement, report) with inference.
+Ratio 2 workers / 1 worker: **{ratio:.2f}x**. With 2 cores, 1 worker runs inference on 2 torch threads and 2 workers
+on 1 thread each; more workers pay off only where there are more cores than one worker uses (or on a cluster).
 """)
 
 
