@@ -26,13 +26,13 @@ SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory) -> Path:
-    """Two DICOM studies (one nested two folders deep), one NIfTI with a space in its name, a truncated NIfTI, a text file."""
+    """A DICOM study nested two folders deep, a zip of another, a NIfTI with a space in its name, a truncated NIfTI, a text file."""
     src, root = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("in")
     a = write_case(generate(101, **SMALL), src / "a", "dicom")
     b = write_case(generate(102, **SMALL), src / "b", "dicom")
     c = write_case(generate(103, **SMALL), src / "c", "nifti")
     shutil.copytree(a / "dicom", root / "site1" / "Doe^Jane" / "series3")
-    shutil.copytree(b / "dicom", root / "studyB")
+    shutil.make_archive(str(root / "studyB"), "zip", b / "dicom")
     shutil.copy(c / "image.nii.gz", root / "patient x.nii.gz")
     (root / "broken.nii.gz").write_bytes((c / "image.nii.gz").read_bytes()[:4000])
     (root / "notes.txt").write_text("not an image")
@@ -49,7 +49,7 @@ def first_batch(studies, tmp_path_factory) -> Path:
 
 def test_discovery_groups_dicom_by_study_and_names_safely(studies):
     found = find_studies(studies)
-    assert sorted(s.kind for s in found) == ["dicom", "dicom", "nifti", "nifti"]
+    assert sorted(s.kind for s in found) == ["dicom", "nifti", "nifti", "zip"]
     assert all(SAFE.match(s.name) for s in found)
     assert not any("Doe" in s.name or "Jane" in s.name for s in found)  # never a name from folders of DICOM studies
     assert safe_name("a/../b c.nii.gz").startswith("a_.._b_c-") and "/" not in safe_name("x/y.nii")
@@ -67,7 +67,7 @@ def test_batch_completes_every_study_and_records_the_failure(first_batch):
             report = json.loads((outdir / "report.json").read_text())
             assert row["right_severity"] == report["sides"]["right"]["nvc"]["severity"]
             assert (outdir / "fingerprint.json").is_file() and (outdir / "labels.nii.gz").is_file()
-            assert (outdir / "dicom" / "seg.dcm").is_file() == (row["kind"] == "dicom")
+            assert (outdir / "dicom" / "seg.dcm").is_file() == (row["kind"] in ("dicom", "zip"))
         else:
             assert [p.name for p in outdir.iterdir()] == ["error.json"]
     header = (first_batch / "summary.csv").read_text().splitlines()[0]
@@ -79,7 +79,7 @@ def test_resume_skips_current_outputs_and_redoes_changed_or_interrupted(studies,
     shutil.copytree(first_batch, out)
     nifti = studies / "patient x.nii.gz"
     os.utime(nifti, ns=(time.time_ns(), time.time_ns()))            # the input changed: redo
-    interrupted = next(p for p in out.iterdir() if p.name.startswith("dicom-"))
+    interrupted = next(p for p in out.iterdir() if p.name.startswith("studyB"))
     (interrupted / "report.json").unlink()                          # outputs incomplete: redo
     (out / f".{interrupted.name}.tmp-leftover").mkdir()             # a killed run's temporary folder
     seen = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -116,3 +117,50 @@ def test_results_wait_while_the_pacs_is_down(study, setup):
     assert list((spool / "outgoing").iterdir())
     orthanc.start()
     orthanc.wait_for_results(study_uid)
+
+
+def test_size_and_study_limits(study, setup, tmp_path):
+    files, _ = study
+    orthanc, node, port, spool = setup
+    small = node(max_instance_bytes=10_000, quiet_period_s=60)
+    assert storescu(files[:1], port).returncode != 0 or not list((spool / "studies").iterdir())
+    assert not list((spool / "studies").iterdir())
+    small.stop()
+    node(max_active_studies=1, quiet_period_s=60)
+    assert storescu(files[:2], port).returncode == 0
+    other = pydicom.dcmread(files[2])
+    other.StudyInstanceUID = "1.2.826.0.1.3680043.10.1462.99"
+    path = tmp_path / "other.dcm"
+    other.save_as(path)
+    storescu([path], port)
+    assert len(list((spool / "studies").iterdir())) == 1  # the second study waits for room
+
+
+def test_tls_only_node(study, setup, tmp_path):
+    import ssl
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import MRImageStorage
+
+    files, _ = study
+    orthanc, _, port, spool = setup
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    node = Node(spool, f"ORTHANC@127.0.0.1:{orthanc.dicom}", port=port, host="127.0.0.1", allow=["ORTHANC"], ssl_context=server,
+                config={**FAST, "quiet_period_s": 60})
+    node.start()
+    try:
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        ae = AE(ae_title="ORTHANC")
+        ae.add_requested_context(MRImageStorage)
+        assoc = ae.associate("127.0.0.1", port, ae_title="NVC", tls_args=(client, "localhost"))
+        assert assoc.is_established
+        assert assoc.send_c_store(pydicom.dcmread(files[0])).Status == 0x0000
+        assoc.release()
+        assert storescu(files[1:2], port).returncode != 0  # plain TCP is not spoken
+        assert len(list(Path(spool, "studies").rglob("*.dcm"))) == 1
+    finally:
+        node.stop()
