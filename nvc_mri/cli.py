@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nvc_mri.errors import InputError
+from nvc_mri.errors import InputError, error_line
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
@@ -43,8 +43,7 @@ def friendly_errors(func: Callable) -> Callable:
         except Exception as exc:  # anything unexpected still gets one line
             if _state["debug"]:
                 raise
-            first_line = (str(exc).strip().splitlines() or [""])[0]
-            err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {first_line} (rerun with --debug for details)",
+            err_console.print(f"[bold red]error:[/] {error_line(exc)} (rerun with --debug for details)",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 

@@ -20,3 +20,15 @@ class InputError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def error_line(error: BaseException | str) -> str:
+    """One line saying what went wrong (an InputError already names the file and the problem).
+
+    Only the first line of a message is kept: some libraries put whole reports, or header values,
+    on the lines after it.
+    """
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, (str, InputError)):
+        return first_line
+    return f"{type(error).__name__}: {first_line}"

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from nvc_mri.atomic import atomic_write_text
-from nvc_mri.report.write import error_line
+from nvc_mri.errors import error_line
 
 SIDE_FIELDS = ("contact", "severity", "min_gap_mm", "segment", "vessel", "indentation_mm")
 COLUMNS = (["study", "kind", "input", "status", "seconds"]

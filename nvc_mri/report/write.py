@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nvc_mri import __version__
 from nvc_mri.atomic import atomic_dir, atomic_save_nifti
-from nvc_mri.errors import InputError
+from nvc_mri.errors import InputError, error_line
 from nvc_mri.report.html import report_html
 from nvc_mri.report.key_images import key_images, montage
 from nvc_mri.report.schema import Outputs
@@ -95,14 +95,6 @@ def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None 
         (tmp / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
     analysis.report = report
     return outdir
-
-
-def error_line(error: BaseException | str) -> str:
-    """One line saying what went wrong (an InputError already names the file and the problem)."""
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    if isinstance(error, str) or isinstance(error, InputError):
-        return first_line
-    return f"{type(error).__name__}: {first_line}"
 
 
 def write_error(outdir: str | Path, source: str | Path, error: BaseException | str) -> Path:
