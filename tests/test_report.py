@@ -282,3 +282,15 @@ def test_seg_on_an_enhanced_multiframe_source(real_data, tmp_path):
     ours = np.rint((index @ ras[:3, :3].T + ras[:3, 3] - volume.affine[:3, 3]) @ np.linalg.inv(volume.affine[:3, :3]).T).astype(int)
     assert np.array_equal(labels[tuple(ours.T)], decoded.array[tuple(index.T)])
     assert len(index) == int((labels > 0).sum())
+
+
+def test_many_lesions_are_flagged_as_implausible():
+    from nvc_mri.measure.findings import Findings, LesionFindings
+    from nvc_mri.report.build import plausibility_warnings
+
+    lesion = LesionFindings(side="left", volume_mm3=20.0, max_diameter_mm=5.0, centroid_ras_mm=[0, 0, 0], intracanalicular=False,
+                            cpa_extension=True, intracanalicular_volume_mm3=0.0, contacts_brainstem=False, brainstem_compression_mm=0.0,
+                            touches_facial_nerve=False, type_guess="unknown", type_basis="test")
+    assert plausibility_warnings(Findings(sides={}, lesions=[lesion])) == []
+    warning = plausibility_warnings(Findings(sides={}, lesions=[lesion] * 12))
+    assert len(warning) == 1 and warning[0].startswith("12 separate lesions")

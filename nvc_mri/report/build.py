@@ -37,6 +37,18 @@ def structure_volumes_mm3(labels: Volume) -> dict[str, float]:
     return {LABEL_NAMES[int(v)]: round(float(counts[int(v)]) * voxel, 1) for v in Label if v != Label.BACKGROUND}
 
 
+MAX_PLAUSIBLE_LESIONS = 3  # CPA lesions are single, at most one per side plus a neighbour
+
+
+def plausibility_warnings(findings: Findings) -> list[str]:
+    """Warnings for findings no real posterior fossa shows (the segmentation has failed on this scan)."""
+    n = len(findings.lesions)
+    if n > MAX_PLAUSIBLE_LESIONS:
+        return [f"{n} separate lesions found: the segmentation looks implausible for this scan (not a CISS/FIESTA "
+                "posterior fossa like the training data?); check the images before using any finding"]
+    return []
+
+
 def build_report(volume: Volume, segmentation, findings: Findings, networks, *, forced: bool, warnings: list[str],
                  timings_s: dict[str, float]) -> Report:
     """The report of one analysis.
@@ -72,7 +84,7 @@ def build_report(volume: Volume, segmentation, findings: Findings, networks, *, 
     all_warnings = list(warnings)
     if segmentation.used_fallback:
         all_warnings.append(f"brainstem not found reliably on the coarse pass ({segmentation.coarse_reason}); the whole volume was segmented")
-    all_warnings += findings.warnings
+    all_warnings += findings.warnings + plausibility_warnings(findings)
     return Report(
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         software=Software(version=__version__, model_sha256=networks.sha256 or "unknown", model_file=networks.weights_file or "unknown",
