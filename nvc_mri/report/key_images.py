@@ -29,6 +29,7 @@ COLOURS = {  # RGB, alpha
 LEGEND = {Label.BRAINSTEM: "brainstem", Label.FACIAL_NERVE: "CN VII", Label.VESTIBULOCOCHLEAR_NERVE: "CN VIII",
           Label.ARTERY: "artery", Label.LESION: "lesion"}
 RAS_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))  # letter for the + and - direction of each RAS axis
+MAX_LESION_IMAGES = 6  # the largest lesions get a key image; a report is not a slice viewer
 AXIAL = (np.array([-1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))  # screen right = patient left, screen up = anterior
 
 
@@ -161,6 +162,8 @@ def key_images(volume: Volume, labels: Volume, findings: Findings, warning: str 
         Where the contacts and lesions are (RAS+ mm).
     warning : str, optional
         Burned diagonally into every image (used for forced analyses of non-T2 input).
+
+    Lesion images are made for the ``MAX_LESION_IMAGES`` largest lesions, numbered as in the report.
     """
     pixel = max(0.15, min(volume.spacing) / 2)
     out = []
@@ -184,11 +187,13 @@ def key_images(volume: Volume, labels: Volume, findings: Findings, warning: str 
             png, rgb = render(image, label, *plane, f"{side.capitalize()} REZ, nerve-artery plane", 24.0, marked, warning)
             out.append(KeyImage(f"{side}_rez_oblique", f"{side.capitalize()} facial nerve REZ, oblique plane",
                                 f"Oblique plane holding the facial nerve and the nearest artery; {where}.", png, rgb))
-    for i, lesion in enumerate(findings.lesions, start=1):
+    largest = sorted(range(len(findings.lesions)), key=lambda i: -findings.lesions[i].volume_mm3)[:MAX_LESION_IMAGES]
+    for index in sorted(largest):
+        lesion, number = findings.lesions[index], index + 1
         fov = float(np.clip(lesion.max_diameter_mm * 2.5, 30.0, 80.0))
         image, label = plane_samples(volume, labels.array, np.asarray(lesion.centroid_ras_mm), *AXIAL, fov, max(pixel, fov / 256))
-        png, rgb = render(image, label, *AXIAL, f"Lesion {i} ({lesion.side}), axial", fov, False, warning)
-        out.append(KeyImage(f"lesion{i}_axial", f"Lesion {i}, {lesion.side}",
+        png, rgb = render(image, label, *AXIAL, f"Lesion {number} ({lesion.side}), axial", fov, False, warning)
+        out.append(KeyImage(f"lesion{number}_axial", f"Lesion {number}, {lesion.side}",
                             f"Axial slice through the lesion's centroid; {lesion.max_diameter_mm:.1f} mm, {lesion.volume_mm3:.0f} mm3.", png, rgb))
     return out
 
