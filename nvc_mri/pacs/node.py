@@ -35,7 +35,7 @@ from pydicom.uid import (
 
 from nvc_mri.config import load_config
 from nvc_mri.pacs.sender import Destination, send_files
-from nvc_mri.pacs.spool import ACTIVE, Spool
+from nvc_mri.pacs.spool import ACTIVE, Spool, uid_hash
 
 log = logging.getLogger("nvc_mri.pacs")
 ACCEPTED_CLASSES = (MRImageStorage, EnhancedMRImageStorage, LegacyConvertedEnhancedMRImageStorage)
@@ -79,8 +79,6 @@ class Node:
                 return OUT_OF_RESOURCES
             ds = event.dataset
             study_uid, sop_uid = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
-            from nvc_mri.pacs.spool import uid_hash
-
             study = uid_hash(study_uid)
             if self.spool.state(study).get("status") not in ACTIVE and len(self.spool.studies(*ACTIVE)) >= self.cfg["max_active_studies"]:
                 log.warning("study %s refused: %d studies are waiting already", study, self.cfg["max_active_studies"])

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from nvc_mri.io.volume import Volume
@@ -140,10 +141,10 @@ def render(image: np.ndarray, labels: np.ndarray, right: np.ndarray, up: np.ndar
     fig.text(0.5, 0.04, legend, color="#dddddd", fontsize=8, ha="center", va="center")
     if warning:
         fig.text(0.5, 0.5, warning, color="#ff5050", fontsize=13, fontweight="bold", ha="center", va="center", alpha=0.8, rotation=30)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor="black")
-    canvas.draw()
+    canvas.draw()  # render once; the PNG is encoded from the same pixels
     rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue(), rgb
 
 
