@@ -2,9 +2,10 @@
 
 The voxel answer (signed distances on the fine local grid) finds where the artery comes
 closest; the gap is then refined by modelling both structures as tubes there: the nerve by
-its centreline and radius, the artery by a straight axis (principal axis of its voxels within
-a few mm) and a radius from its volume per length. Gap = axis distance - both radii; a negative
-value is the artery sinking into the nerve's outline (indentation).
+its centreline and radius, the artery by an axis fitted to its voxels within ``LOCAL_MM`` of the
+closest approach (a parabola: arteries bend) and a radius from its volume per length.
+Gap = axis distance - both radii; a negative value is the artery sinking into the nerve's
+outline (indentation).
 """
 
 from __future__ import annotations
@@ -17,16 +18,32 @@ from scipy.spatial import cKDTree
 from nvc_mri.measure.fields import LocalLabels, box_around, distance_field
 from nvc_mri.measure.nerve import NerveCourse
 
-LOCAL_MM = 2.5  # half-length of the artery stretch modelled as a straight tube
+LOCAL_MM = 2.0  # half-length of the artery stretch modelled as a tube around the closest approach
 
 
 @dataclass(frozen=True)
 class ArteryTube:
-    """A straight stretch of artery: centre and unit direction (RAS+ mm) and radius (mm)."""
+    """A short stretch of artery around its closest approach (RAS+ mm).
 
-    centre: np.ndarray
-    direction: np.ndarray
+    The axis is a parabola ``axis(t) = coef[0] + coef[1] t + coef[2] t**2`` over ``t`` in
+    ``t_range`` (mm along the stretch's chord): an artery touching a nerve bends towards it, and a
+    straight axis through the stretch's centroid would sit too far from the nerve.
+    """
+
+    coef: np.ndarray
+    t_range: tuple[float, float]
     radius_mm: float
+
+    def axis(self, step_mm: float = 0.02) -> np.ndarray:
+        """Points along the axis, ``step_mm`` apart in ``t`` (extended 1 mm beyond the voxels)."""
+        t = np.arange(self.t_range[0] - 1.0, self.t_range[1] + 1.0 + step_mm, step_mm)
+        return self.coef[0] + np.outer(t, self.coef[1]) + np.outer(t * t, self.coef[2])
+
+    def foot(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Closest axis point to each of ``points`` (n, 3) and the distance to it (mm)."""
+        axis = self.axis()
+        distance, index = cKDTree(axis).query(np.atleast_2d(points))
+        return axis[index], distance
 
 
 @dataclass(frozen=True)
@@ -42,61 +59,78 @@ class Approach:
     artery: ArteryTube | None
 
 
-def local_artery_tube(artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray) -> ArteryTube | None:
-    """Straight tube fitted to the artery voxels (acquisition grid) around ``near_mm``."""
+def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares parabola through ``points`` along their principal axis: coefficients (3, 3) and ``t`` per point."""
+    centre = points.mean(0)
+    direction = np.linalg.svd(points - centre, full_matrices=False)[2][0]
+    t = (points - centre) @ direction
+    degree = 2 if len(points) >= 20 and np.ptp(t) >= 1.5 else 1
+    coef = np.zeros((3, 3))
+    coef[: degree + 1] = np.linalg.lstsq(np.vander(t, degree + 1, increasing=True), points, rcond=None)[0]
+    return coef, t
+
+
+def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray) -> ArteryTube | None:
+    """Tube with a parabolic axis fitted to a vessel's or nerve's voxels (acquisition grid) around ``near_mm``.
+
+    ``tree`` is the KD-tree of ``voxels_mm``; the radius comes from the volume per length of the stretch.
+    """
     idx = tree.query_ball_point(near_mm, LOCAL_MM + 1.5)
     if len(idx) < 6:
         return None
-    pts = artery_voxels_mm[idx]
+    pts = voxels_mm[idx]
     centre = pts.mean(0)
     direction = np.linalg.svd(pts - centre, full_matrices=False)[2][0]
-    # re-centre on the stretch around the closest point and measure volume per length there
     along = (pts - near_mm) @ direction
     radial = np.linalg.norm((pts - near_mm) - np.outer(along, direction), axis=1)
-    stretch = (np.abs(along) <= LOCAL_MM) & (radial <= 3.5)
-    if stretch.sum() < 6:
+    seg = pts[(np.abs(along) <= LOCAL_MM) & (radial <= 3.5)]
+    if len(seg) < 6:
         return None
-    seg = pts[stretch]
-    centre = seg.mean(0)
-    direction = np.linalg.svd(seg - centre, full_matrices=False)[2][0]
-    along = (seg - centre) @ direction
-    length = float(min(along.max() - along.min() + np.cbrt(voxel_mm3), 2 * LOCAL_MM))
-    radius = float(np.sqrt(stretch.sum() * voxel_mm3 / (np.pi * max(length, 1e-3))))
-    return ArteryTube(centre, direction, radius)
-
-
-def _distance_to_line(points: np.ndarray, tube: ArteryTube) -> np.ndarray:
-    rel = points - tube.centre
-    return np.linalg.norm(rel - np.outer(rel @ tube.direction, tube.direction), axis=1)
+    coef, t = _parabola(seg)
+    # drop voxels of another limb of a looping artery (far from the fitted axis), refit once
+    tube = ArteryTube(coef, (float(t.min()), float(t.max())), 0.0)
+    keep = tube.foot(seg)[1] <= 2.0 + np.cbrt(voxel_mm3)
+    if 6 <= keep.sum() < len(seg):
+        seg = seg[keep]
+        coef, t = _parabola(seg)
+    samples = np.linspace(t.min(), t.max(), 50)
+    axis = coef[0] + np.outer(samples, coef[1]) + np.outer(samples**2, coef[2])
+    length = float(np.linalg.norm(np.diff(axis, axis=0), axis=1).sum()) + np.cbrt(voxel_mm3)
+    length = min(length, 2 * LOCAL_MM + np.cbrt(voxel_mm3))
+    radius = float(np.sqrt(len(seg) * voxel_mm3 / (np.pi * max(length, 1e-3))))
+    return ArteryTube(coef, (float(t.min()), float(t.max())), radius)
 
 
 def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.ndarray, local: LocalLabels,
                      artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float) -> Approach | None:
-    """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres)."""
+    """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres).
+
+    ``artery_voxels_mm`` (KD-tree ``tree``) are the artery's voxels on the acquisition grid; the artery is
+    modelled there as a tube with a parabolic axis, the nerve by its centreline and radius.
+    """
     if len(artery_index) == 0:
         return None
     d = nerve_tree.query(local.world(artery_index))[0]
     nearest = int(np.argmin(d))
     voxel_gap = max(float(d[nearest]) - local.spacing, 0.0)  # both surfaces lie half a voxel beyond the centres
     artery_point = local.world(artery_index[nearest])
-    tube = local_artery_tube(artery_voxels_mm, tree, voxel_mm3, artery_point)
+    tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point)
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         towards = artery_point - course.points[i]
         return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]),
                         course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm, artery_point, None)
-    axis_distance = _distance_to_line(course.points, tube)
+    feet, axis_distance = tube.foot(course.points)
     # only the stretch of the nerve facing this piece of artery
     window = np.linalg.norm(course.points - artery_point, axis=1) <= LOCAL_MM + course.radius_mm + tube.radius_mm + 2.0
     if not window.any():
         window[:] = True
     i = int(np.flatnonzero(window)[np.argmin(axis_distance[window])])
-    gap = float(axis_distance[i] - course.radius_mm - tube.radius_mm)
-    rel = course.points[i] - tube.centre
-    foot = tube.centre + (rel @ tube.direction) * tube.direction
-    towards = (foot - course.points[i]) / max(np.linalg.norm(foot - course.points[i]), 1e-9)
+    axis_point, foot = course.points[i], feet[i]
+    gap = float(axis_distance[i]) - course.radius_mm - tube.radius_mm
+    towards = (foot - axis_point) / max(np.linalg.norm(foot - axis_point), 1e-9)
     return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]),
-                    course.points[i] + towards * course.radius_mm, artery_point, tube)
+                    axis_point + towards * course.radius_mm, artery_point, tube)
 
 
 def course_baseline(points: np.ndarray, arc_mm: np.ndarray, s_mm: float, exclude_mm: float, fit_mm: float) -> np.ndarray | None:
@@ -127,8 +161,7 @@ def far_side_indentation(course: NerveCourse, approach: Approach, nerve_mask: np
     estimates = []
     for shift in (-0.5, -0.25, 0.0, 0.25, 0.5):
         centre = course.point_at(approach.arc_mm + shift)
-        rel = centre - tube.centre
-        foot = tube.centre + (rel @ tube.direction) * tube.direction
+        foot = tube.foot(centre)[0][0]
         towards_nerve = centre - foot
         towards_nerve -= (towards_nerve @ tangent) * tangent
         if np.linalg.norm(towards_nerve) < 1e-6:

@@ -151,7 +151,7 @@ def tube_radius(voxels_mm: np.ndarray, voxel_mm3: float, points: np.ndarray, tri
     return float(np.sqrt(inner.sum() * voxel_mm3 / (np.pi * (length - 2 * trim_mm))))
 
 
-def connected_tube(mask: np.ndarray, spacing: float, bridge_mm: float = 1.0) -> np.ndarray | None:
+def connected_tube(mask: np.ndarray, spacing: float, bridge_mm: float = 1.5) -> np.ndarray | None:
     """The largest piece of a thin tube whose label broke into pieces (thick slices), bridged.
 
     Pieces closer than ``2 * bridge_mm`` join; the returned mask is the dilated piece

@@ -80,6 +80,27 @@ def _vbj_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | No
     return origin_z + max(levels) * spacing
 
 
+def _origin(piece: np.ndarray, touch: np.ndarray) -> np.ndarray:
+    """Voxels where a branch leaves the trunk, out of all the places it touches the trunk.
+
+    A branch also touches the trunk where it merely runs alongside it (an AICA looping past a
+    vertebral artery). It ends where it arises: cutting the branch there leaves one piece, while
+    cutting it mid-course leaves two. Of the touching places that end the branch, the largest.
+    """
+    clusters, n = ndimage.label(touch, structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return np.argwhere(touch)
+    sizes = ndimage.sum(touch, clusters, range(1, n + 1))
+    ends = []
+    for c in range(1, n + 1):
+        cut = piece & ~ndimage.binary_dilation(clusters == c, iterations=3)
+        parts, m = ndimage.label(cut, structure=np.ones((3, 3, 3)))
+        big = np.bincount(parts.ravel())[1:] * GRID_MM**3 >= 1.0
+        ends.append(int(big.sum()) <= 1)
+    candidates = [c for c in range(1, n + 1) if ends[c - 1]] or list(range(1, n + 1))
+    return np.argwhere(clusters == max(candidates, key=lambda c: sizes[c - 1]))
+
+
 def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, config: dict | None = None) -> VesselMap:
     """Split the artery label into trunk pieces and branches and name each (see module docstring).
 
@@ -136,7 +157,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
                 vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
             continue
-        origin_mm = join.mean(0) * GRID_MM + origin
+        origin_mm = _origin(piece, piece & touching[box]).mean(0) * GRID_MM + origin + corner * GRID_MM
         above = float(origin_mm[2] - vbj)
         margin = above + cfg["pica_below_vbj_mm"]
         confidence = float(min(0.95, 0.5 + abs(margin) / 6.0))
