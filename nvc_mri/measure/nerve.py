@@ -112,11 +112,11 @@ def centreline(mask: np.ndarray, local: LocalLabels, medial_field: DistanceField
     counts = np.bincount(bins)
     keep = counts > 0
     centroids = np.stack([np.bincount(bins, world[:, k])[keep] / counts[keep] for k in range(3)], 1)
-    if len(centroids) < 4:
-        return None
     chord = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(centroids, axis=0), axis=1))]
     chord, unique = np.unique(chord, return_index=True)
     centroids = centroids[unique]
+    if len(centroids) < 5:  # the smoothing spline needs five points: a speck, not a nerve
+        return None
     fine = np.arange(0.0, chord[-1], STEP_MM / 2)
     smooth = np.stack([make_smoothing_spline(chord, centroids[:, k], lam=0.5)(fine) for k in range(3)], 1)
     # even spacing along the smoothed curve
