@@ -7,7 +7,7 @@ from scipy.spatial import cKDTree
 
 from nvc_mri.measure.contact import local_tube
 from nvc_mri.measure.nerve import connected_tube
-from nvc_mri.measure.vessels import _origin
+from nvc_mri.measure.vessels import Vessel, _name_fragments, _origin
 
 
 def _voxels_of_tube(axis: np.ndarray, radius: float, spacing: float) -> np.ndarray:
@@ -50,3 +50,20 @@ def test_branch_origin_is_where_it_ends_on_the_trunk():
     touch[28:34, 4:6, 4:6] = True   # a larger mid-course contact where it runs past the trunk
     origin = _origin(piece, touch)
     assert origin[:, 0].max() < 6
+
+
+def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
+    """A PICA broken on thick slices: the cut-off piece continues the PICA (1.5 mm end to end), not the AICA
+    running past it as close."""
+    ids = np.zeros((60, 40, 12), np.int32)
+    ids[0:30, 10:12, 4:6] = 11      # PICA (1 mm thick on the 0.5 mm vessel grid), origin known, ends at x = 29
+    ids[33:56, 10:12, 4:6] = 12     # the piece cut off from it
+    ids[44:46, 0:40, 8:10] = 13     # AICA passing 1.5 mm above the piece
+    vessels = {
+        11: Vessel(11, "PICA", 0.9, [0.0, 0.0, 0.0], "arises from a vertebral artery"),
+        12: Vessel(12, "AICA", 0.35, None, "branch not joined to the trunk in the image; named by how low it reaches"),
+        13: Vessel(13, "AICA", 0.9, [0.0, 0.0, 0.0], "arises from the basilar artery"),
+    }
+    _name_fragments(ids, vessels, bridge_mm=2.0)
+    assert vessels[12].name == "PICA" and "broken" in vessels[12].reason
+    assert vessels[13].name == "AICA"

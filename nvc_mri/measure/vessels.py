@@ -80,6 +80,13 @@ def _vbj_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | No
     return origin_z + max(levels) * spacing
 
 
+def _ends_there(piece: np.ndarray, place: np.ndarray) -> bool:
+    """Whether a vessel piece ends at ``place``: cutting 1.5 mm around it leaves at most one piece (of 1 mm3 or more)."""
+    cut = piece & ~ndimage.binary_dilation(place, iterations=3)
+    parts, _ = ndimage.label(cut, structure=np.ones((3, 3, 3)))
+    return int((np.bincount(parts.ravel())[1:] * GRID_MM**3 >= 1.0).sum()) <= 1
+
+
 def _origin(piece: np.ndarray, touch: np.ndarray) -> np.ndarray:
     """Voxels where a branch leaves the trunk, out of all the places it touches the trunk.
 
@@ -91,12 +98,7 @@ def _origin(piece: np.ndarray, touch: np.ndarray) -> np.ndarray:
     if n <= 1:
         return np.argwhere(touch)
     sizes = ndimage.sum(touch, clusters, range(1, n + 1))
-    ends = []
-    for c in range(1, n + 1):
-        cut = piece & ~ndimage.binary_dilation(clusters == c, iterations=3)
-        parts, m = ndimage.label(cut, structure=np.ones((3, 3, 3)))
-        big = np.bincount(parts.ravel())[1:] * GRID_MM**3 >= 1.0
-        ends.append(int(big.sum()) <= 1)
+    ends = [_ends_there(piece, clusters == c) for c in range(1, n + 1)]
     candidates = [c for c in range(1, n + 1) if ends[c - 1]] or list(range(1, n + 1))
     return np.argwhere(clusters == max(candidates, key=lambda c: sizes[c - 1]))
 
@@ -168,4 +170,55 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
         else:
             name, reason, confidence = "unknown", f"arises high on the basilar artery ({above:.0f} mm above the junction)", 0.5
         vessels[vid] = Vessel(vid, name, confidence, [float(v) for v in origin_mm], reason)
+    _name_fragments(ids, vessels, cfg["fragment_bridge_mm"])
     return VesselMap(ids, origin, GRID_MM, vessels, vbj)
+
+
+def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
+    """Whether ``piece`` (mask on the vessel grid) ends at its point closest to ``fragment_mm`` (grid mm)."""
+    from scipy.spatial import cKDTree
+
+    index = np.argwhere(piece)
+    nearest = index[int(np.argmin(cKDTree(fragment_mm).query(index * GRID_MM)[0]))]
+    place = np.zeros_like(piece)
+    place[tuple(nearest)] = True
+    return _ends_there(piece, place)
+
+
+def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float) -> None:
+    """Give a branch piece not joined to the trunk the name of the joined branch it continues.
+
+    A thin branch on thick slices breaks into pieces; the piece near the nerve is then cut off
+    from its origin. A piece within ``bridge_mm`` of a branch whose origin is known (directly or
+    through other pieces) and ending there is taken as its continuation (a branch merely running
+    past does not end there).
+    """
+    from scipy.spatial import cKDTree
+
+    def unjoined(v: Vessel) -> bool:
+        return v.id >= 10 and v.origin_ras_mm is None and v.reason.startswith("branch not joined")
+
+    pending = [vid for vid, v in vessels.items() if unjoined(v)]
+    if not pending:
+        return
+    points = {vid: np.argwhere(ids == vid) * GRID_MM for vid in vessels if vid >= 10}
+    named = [vid for vid, v in vessels.items() if v.id >= 10 and v.origin_ras_mm is not None and len(points[vid])]
+    trees = {vid: cKDTree(points[vid]) for vid in named}
+    changed = True
+    while changed and pending:
+        changed = False
+        for vid in list(pending):
+            if not len(points[vid]):
+                continue
+            gaps = {other: float(trees[other].query(points[vid])[0].min()) for other in named}
+            near = [other for other, gap in gaps.items() if gap <= bridge_mm + GRID_MM and _ends_near(ids == other, points[vid])]
+            if not near:
+                continue
+            parent = vessels[min(near, key=gaps.get)]
+            root = parent.reason.split("; that branch ")[-1]
+            vessels[vid] = Vessel(vid, parent.name, round(parent.confidence * 0.8, 2), parent.origin_ras_mm,
+                                  f"piece of a branch broken in the image ({gaps[parent.id]:.1f} mm gap); that branch {root}")
+            pending.remove(vid)
+            named.append(vid)
+            trees[vid] = cKDTree(points[vid])
+            changed = True
