@@ -61,7 +61,12 @@ def _opening(mask: np.ndarray, radius_mm: float, spacing: float) -> np.ndarray:
     core = inside >= radius_mm
     if not core.any():
         return core
-    return ndimage.distance_transform_edt(~core, sampling=spacing) <= radius_mm
+    # dilate the core back, within its own box (the trunk is a small part of the arteries' box)
+    pad = int(np.ceil(radius_mm / spacing)) + 1
+    box = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in ndimage.find_objects(core.astype(np.uint8))[0])
+    opened = np.zeros_like(core)
+    opened[box] = ndimage.distance_transform_edt(~core[box], sampling=spacing) <= radius_mm
+    return opened
 
 
 def _vbj_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | None:
@@ -175,7 +180,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
 
 
 def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
-    """Whether ``piece`` (mask on the vessel grid) ends at its point closest to ``fragment_mm`` (grid mm)."""
+    """Whether ``piece`` (mask on the vessel grid) ends at its point closest to ``fragment_mm`` (mm in the same frame)."""
     from scipy.spatial import cKDTree
 
     index = np.argwhere(piece)
@@ -195,23 +200,35 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
     """
     from scipy.spatial import cKDTree
 
-    def unjoined(v: Vessel) -> bool:
-        return v.id >= 10 and v.origin_ras_mm is None and v.reason.startswith("branch not joined")
-
-    pending = [vid for vid, v in vessels.items() if unjoined(v)]
+    pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None and v.reason.startswith("branch not joined")]
     if not pending:
         return
-    points = {vid: np.argwhere(ids == vid) * GRID_MM for vid in vessels if vid >= 10}
-    named = [vid for vid, v in vessels.items() if v.id >= 10 and v.origin_ras_mm is not None and len(points[vid])]
+    boxes = ndimage.find_objects(ids)
+    margin = 4  # voxels around a piece's box: room for the 1.5 mm cut in _ends_there
+
+    def crop(vid: int) -> tuple[tuple[slice, ...], np.ndarray]:
+        box = tuple(slice(max(b.start - margin, 0), min(b.stop + margin, n)) for b, n in zip(boxes[vid - 1], ids.shape))
+        return box, np.array([b.start for b in box])
+
+    points = {}
+    for vid in vessels:
+        if vid >= 10 and vid <= len(boxes) and boxes[vid - 1] is not None:
+            box, corner = crop(vid)
+            points[vid] = (np.argwhere(ids[box] == vid) + corner) * GRID_MM
+    named = [vid for vid in points if vessels[vid].origin_ras_mm is not None]
     trees = {vid: cKDTree(points[vid]) for vid in named}
     changed = True
     while changed and pending:
         changed = False
-        for vid in list(pending):
-            if not len(points[vid]):
-                continue
-            gaps = {other: float(trees[other].query(points[vid])[0].min()) for other in named}
-            near = [other for other, gap in gaps.items() if gap <= bridge_mm + GRID_MM and _ends_near(ids == other, points[vid])]
+        for vid in [v for v in pending if v in points]:
+            gaps = {other: float(trees[other].query(points[vid], distance_upper_bound=bridge_mm + GRID_MM + 1e-6)[0].min())
+                    for other in named}
+            near = []
+            for other, gap in gaps.items():
+                if gap <= bridge_mm + GRID_MM:
+                    box, corner = crop(other)
+                    if _ends_near(ids[box] == other, points[vid] - corner * GRID_MM):
+                        near.append(other)
             if not near:
                 continue
             parent = vessels[min(near, key=gaps.get)]
