@@ -45,6 +45,16 @@ def test_near_miss_gap_is_sub_voxel(contact_case, findings):
     assert left.arteries and left.arteries[0].voxel_gap_mm != left.arteries[0].min_gap_mm  # refined, not voxel-quantised
 
 
+def test_refined_gaps_stay_within_half_a_voxel_above_the_labels_gap(findings):
+    """The tube model refines the labels' gap; it never reports a gap the labels cannot have (0.5 mm voxels)."""
+    relations = [a for side in findings.sides.values() for a in side.arteries]
+    assert relations
+    for a in relations:
+        assert a.min_gap_mm <= a.voxel_gap_mm + 0.25 + 1e-3
+        if a.voxel_gap_mm > 0.25:
+            assert a.min_gap_mm >= a.voxel_gap_mm - 0.25 - 1e-3
+
+
 def _mirror_x(labels):
     """The anatomy mirrored through the plane x = centre (world), same grid."""
     axis = int(np.argmax(np.abs(labels.affine[0, :3])))

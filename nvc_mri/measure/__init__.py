@@ -56,6 +56,7 @@ class _Scene:
     def __init__(self, labels: np.ndarray, affine: np.ndarray):
         self.labels, self.affine = labels, affine
         self.voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+        self.label_tolerance_mm = 0.5 * float(np.linalg.norm(affine[:3, :3], axis=0).max())
         self.points = {v: np.argwhere(labels == v) @ affine[:3, :3].T + affine[:3, 3] for v in Label if v != Label.BACKGROUND}
         brainstem = self.points[Label.BRAINSTEM]
         self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(volume_centre_mm(labels.shape, affine)[0])
@@ -156,7 +157,8 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         native = scene.points[Label.ARTERY][artery_ids == vid]
         if len(native) == 0:
             continue
-        approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3)
+        approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
+                                    scene.label_tolerance_mm)
         if approach is not None:
             relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))

@@ -102,8 +102,12 @@ def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: 
 
 
 def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.ndarray, local: LocalLabels,
-                     artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float) -> Approach | None:
+                     artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, label_tolerance_mm: float) -> Approach | None:
     """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres).
+
+    The refined gap stays within ``label_tolerance_mm`` (half the largest voxel side: how far a
+    label's edge can lie from the true surface) above the gap between the labels, and as far below
+    it unless the labels touch: the tube model refines the labels, it does not overrule them.
 
     ``artery_voxels_mm`` (KD-tree ``tree``) are the artery's voxels on the acquisition grid; the artery is
     modelled there as a tube with a parabolic axis, the nerve by its centreline and radius.
@@ -128,6 +132,8 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     i = int(np.flatnonzero(window)[np.argmin(axis_distance[window])])
     axis_point, foot = course.points[i], feet[i]
     gap = float(axis_distance[i]) - course.radius_mm - tube.radius_mm
+    lowest = voxel_gap - label_tolerance_mm if voxel_gap > label_tolerance_mm else -np.inf
+    gap = float(np.clip(gap, lowest, voxel_gap + label_tolerance_mm))
     towards = (foot - axis_point) / max(np.linalg.norm(foot - axis_point), 1e-9)
     return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]),
                     axis_point + towards * course.radius_mm, artery_point, tube)
