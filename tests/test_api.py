@@ -47,7 +47,8 @@ def test_analyze_returns_report_labels_plot_and_dataframe(case):
     frame = result.to_dataframe()
     assert list(frame.index) == ["right", "left"]
     assert frame.loc["left", "severity"] == result.report.sides["left"].nvc.severity
-    assert frame.loc["left", "contact"] == True  # noqa: E712 (the designed AICA deformity)
+    assert frame.loc["left", "contact"] == result.report.sides["left"].nvc.contact
+    assert frame.loc["left", "min_gap_mm"] == pytest.approx(result.report.sides["left"].nvc.min_gap_mm)
     fig = result.plot(side="left")
     assert len(fig.axes) == 2
     with pytest.raises(ValueError):
