@@ -71,7 +71,7 @@ def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray) -> ArteryTube | None:
-    """Tube with a parabolic axis fitted to a vessel's or nerve's voxels (acquisition grid) around ``near_mm``.
+    """Tube with a parabolic axis fitted to an artery's voxels (acquisition grid) around ``near_mm``.
 
     ``tree`` is the KD-tree of ``voxels_mm``; the radius comes from the volume per length of the stretch.
     """
