@@ -200,7 +200,7 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
     """
     from scipy.spatial import cKDTree
 
-    pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None and v.reason.startswith("branch not joined")]
+    pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None]  # branches not joined to the trunk
     if not pending:
         return
     boxes = ndimage.find_objects(ids)
@@ -217,6 +217,7 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
             points[vid] = (np.argwhere(ids[box] == vid) + corner) * GRID_MM
     named = [vid for vid in points if vessels[vid].origin_ras_mm is not None]
     trees = {vid: cKDTree(points[vid]) for vid in named}
+    origin_reason = {vid: vessels[vid].reason for vid in named}
     changed = True
     while changed and pending:
         changed = False
@@ -232,9 +233,9 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
             if not near:
                 continue
             parent = vessels[min(near, key=gaps.get)]
-            root = parent.reason.split("; that branch ")[-1]
+            origin_reason[vid] = origin_reason[parent.id]
             vessels[vid] = Vessel(vid, parent.name, round(parent.confidence * 0.8, 2), parent.origin_ras_mm,
-                                  f"piece of a branch broken in the image ({gaps[parent.id]:.1f} mm gap); that branch {root}")
+                                  f"piece of a branch broken in the image ({gaps[parent.id]:.1f} mm gap); that branch {origin_reason[vid]}")
             pending.remove(vid)
             named.append(vid)
             trees[vid] = cKDTree(points[vid])
