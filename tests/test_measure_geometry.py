@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from nvc_mri.measure.contact import local_tube
-from nvc_mri.measure.nerve import connected_tube
+from nvc_mri.measure.cleft import csf_cleft_fraction
+from nvc_mri.measure.contact import Approach, ArteryTube, local_tube
+from nvc_mri.measure.nerve import NerveCourse, connected_tube
 from nvc_mri.measure.vessels import Vessel, _name_fragments, _origin
 
 
@@ -67,3 +68,37 @@ def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
     _name_fragments(ids, vessels, bridge_mm=2.0)
     assert vessels[12].name == "PICA" and "broken" in vessels[12].reason
     assert vessels[13].name == "AICA"
+
+
+def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, artery_r: float = 0.8, sub: int = 4):
+    """A nerve along x and an artery along y crossing above it ``gap_mm`` apart, imaged with partial volume
+    (each voxel the mean of sub**3 samples: CSF 1000, nerve 250, artery 100); labels by voxel centre."""
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = -spacing * (n - 1) / 2
+    centres = np.arange(n) * spacing + affine[0, 3]
+    fine = (centres[:, None] + ((np.arange(sub) + 0.5) / sub - 0.5)[None] * spacing).ravel()
+    artery_z = nerve_r + artery_r + gap_mm
+
+    def tissue(x, y, z):
+        artery = x**2 + (z - artery_z) ** 2 <= artery_r**2
+        nerve = y**2 + z**2 <= nerve_r**2
+        return artery, nerve
+
+    artery, nerve = tissue(*np.meshgrid(fine, fine, fine, indexing="ij"))
+    image = np.where(artery, 100.0, np.where(nerve, 250.0, 1000.0)).reshape(n, sub, n, sub, n, sub).mean((1, 3, 5))
+    artery, nerve = tissue(*np.meshgrid(centres, centres, centres, indexing="ij"))
+    labels = np.where(artery, 4, np.where(nerve, 2, 0)).astype(np.uint8)
+    s = np.arange(-8.0, 8.0, 0.1)
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0, np.ones_like(s))
+    tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
+    approach = Approach(0.0, gap_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]), tube)
+    return csf_cleft_fraction(image, labels, affine, 2, course, approach)
+
+
+def test_csf_cleft_tells_touching_from_a_cleft_thinner_than_a_voxel():
+    """Touching leaves the voxels between artery and nerve dark; a 0.25 mm CSF cleft, half a voxel or less,
+    brightens them by partial volume (the configured threshold is 0.2)."""
+    for spacing in (0.4, 0.5, 0.6):
+        touching, cleft = _crossing(0.0, spacing), _crossing(0.25, spacing)
+        assert touching < 0.2 < cleft, (spacing, touching, cleft)
+        assert _crossing(0.6, spacing) > cleft

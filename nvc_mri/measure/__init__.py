@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
 from nvc_mri.labels import Label
+from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, closest_approach, deformation
 from nvc_mri.measure.fields import DistanceField, LocalLabels, box_around, distance_field, local_labels, signed_distance_mm
 from nvc_mri.measure.findings import (
@@ -53,8 +54,8 @@ def _round(p: np.ndarray) -> list[float]:
 class _Scene:
     """The label map as world-space point sets, shared by both sides."""
 
-    def __init__(self, labels: np.ndarray, affine: np.ndarray):
-        self.labels, self.affine = labels, affine
+    def __init__(self, labels: np.ndarray, affine: np.ndarray, image: np.ndarray | None = None):
+        self.labels, self.affine, self.image = labels, affine, image
         self.voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
         self.label_tolerance_mm = 0.5 * float(np.linalg.norm(affine[:3, :3], axis=0).max())
         self.points = {v: np.argwhere(labels == v) @ affine[:3, :3].T + affine[:3, 3] for v in Label if v != Label.BACKGROUND}
@@ -76,16 +77,24 @@ class _Scene:
         return pts[self._brainstem_tree.query(pts, distance_upper_bound=reach_mm)[0] <= reach_mm]
 
 
+def _touching(approach: Approach, cleft: float | None, tolerance_mm: float, cfg: dict) -> bool:
+    """Contact: the modelled gap is at most ``contact_max_gap_mm``, or it is below the labels' resolution
+    (``tolerance_mm``) and the image shows no CSF cleft between the two (:mod:`nvc_mri.measure.cleft`)."""
+    if approach.gap_mm <= cfg["contact_max_gap_mm"]:
+        return True
+    return cleft is not None and approach.gap_mm <= tolerance_mm and cleft < cfg["cleft_min_csf_fraction"]
+
+
 def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
-              with_segment: bool) -> ArteryRelation:
-    in_contact = approach.gap_mm <= cfg["contact_max_gap_mm"]
-    indentation, displacement = deformation(course, approach, nerve_mask, local) if in_contact else (0.0, 0.0)
-    contact = approach.gap_mm <= cfg["contact_max_gap_mm"]
+              with_segment: bool, cleft: float | None, tolerance_mm: float) -> ArteryRelation:
+    contact = _touching(approach, cleft, tolerance_mm, cfg)
+    indentation, displacement = deformation(course, approach, nerve_mask, local) if contact else (0.0, 0.0)
     deformed = contact and (indentation >= cfg["deformity_min_indentation_mm"] or displacement >= cfg["deformity_min_displacement_mm"])
     return ArteryRelation(
         vessel=vessel.name if vessel else "unknown", vessel_confidence=round(vessel.confidence, 2) if vessel else 0.0,
         vessel_reason=vessel.reason if vessel else "artery not in the vessel tree",
-        min_gap_mm=round(approach.gap_mm, 3), voxel_gap_mm=round(approach.voxel_gap_mm, 3),
+        min_gap_mm=0.0 if contact else round(approach.gap_mm, 3), voxel_gap_mm=round(approach.voxel_gap_mm, 3),
+        model_gap_mm=round(approach.gap_mm, 3), csf_cleft_fraction=None if cleft is None else round(cleft, 3),
         indentation_mm=round(indentation, 3), displacement_mm=round(displacement, 3),
         contact_point_ras_mm=_round(approach.nerve_point_mm),
         distance_from_root_exit_mm=round(approach.arc_mm, 2) if with_segment else None,
@@ -159,8 +168,13 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
             continue
         approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
                                     scene.label_tolerance_mm)
-        if approach is not None:
-            relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE))
+        if approach is None:
+            continue
+        cleft = None
+        if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
+            cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, value, course, approach)
+        relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
+                                   cleft, scene.label_tolerance_mm))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
     return course, relations
 
@@ -252,7 +266,8 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     affine : ndarray (4, 4), optional
         Voxel -> RAS+ mm, required with a plain array.
     image : ndarray, optional
-        The T2 image on the same grid, used only to guess a lesion's type from its signal.
+        The T2 image on the same grid: it tells touching from a CSF cleft thinner than the labels
+        resolve (:mod:`nvc_mri.measure.cleft`) and suggests a lesion's type from its signal.
 
     Returns
     -------
@@ -273,7 +288,7 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     labels, image = labels[box], None if image is None else np.asarray(image)[box]
     affine = affine.copy()
     affine[:3, 3] = affine[:3, :3] @ [b.start for b in box] + affine[:3, 3]
-    scene = _Scene(labels, np.asarray(affine, float))
+    scene = _Scene(labels, np.asarray(affine, float), image)
     vessels = name_vessels(labels, affine, int(Label.ARTERY), cfg)
     artery_ids = vessels.vessel_at(scene.points[Label.ARTERY]) if len(scene.points[Label.ARTERY]) else np.zeros(0, int)
     t_vessels = time.perf_counter() - t0

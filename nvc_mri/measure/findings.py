@@ -18,8 +18,12 @@ class ArteryRelation(BaseModel):
     vessel: VesselName
     vessel_confidence: float = Field(ge=0, le=1)
     vessel_reason: str
-    min_gap_mm: float = Field(description="surface gap (0 when touching), sub-voxel refined")
+    min_gap_mm: float = Field(description="surface gap, sub-voxel refined; 0 when touching (see severity)")
     voxel_gap_mm: float = Field(description="the same gap from the voxels alone (quantised)")
+    model_gap_mm: float | None = Field(None, description="gap of the tube models before the contact decision")
+    csf_cleft_fraction: float | None = Field(
+        None, description="CSF signal between artery and nerve (0 nerve-dark, 1 CSF-bright), judged when the modelled gap "
+                          "is below the labels' resolution; a value under cleft_min_csf_fraction means touching")
     indentation_mm: float = Field(description="how deep the artery sinks into the nerve's outline")
     displacement_mm: float = Field(description="how far the nerve is pushed off its own smooth course at the contact")
     contact_point_ras_mm: Point = Field(description="nerve surface point facing the artery")

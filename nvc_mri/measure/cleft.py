@@ -1,0 +1,95 @@
+"""Is there CSF between an artery and a nerve? The image's own answer, below the labels' resolution.
+
+A label map places a surface only to within half a voxel, so a vessel touching a nerve and one
+0.2-0.4 mm away can give the same labels. The T2 image still tells them apart the way a
+radiologist does: a CSF cleft between two dark structures brightens the voxels between them
+(partial volume), touching structures leave them dark.
+
+:func:`csf_cleft_fraction` samples the image on short lines from the artery's surface to the
+nerve's surface (both from the tube models of :mod:`nvc_mri.measure.contact`) along the stretch of
+nerve facing the artery, takes the brightest point of each line, and scales the median of those
+to the local intensity levels: 0 = as dark as the nerve, 1 = as bright as the surrounding CSF.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+from nvc_mri.labels import Label
+from nvc_mri.measure.contact import Approach
+from nvc_mri.measure.nerve import NerveCourse
+
+LINE_OFFSETS_MM = np.arange(-0.4, 0.41, 0.2)  # lines along the nerve around the closest approach
+LEVELS_RADIUS_MM = 4.0                         # local CSF and nerve intensities from this neighbourhood
+CSF_PERCENTILE = 90.0                          # of the unlabelled (CSF) voxels nearby
+
+
+def _neighbourhood(affine: np.ndarray, shape: tuple[int, ...], centre_mm: np.ndarray, radius_mm: float) -> tuple[slice, ...]:
+    """Index box of the acquisition voxels within ``radius_mm`` of ``centre_mm`` (any orientation)."""
+    inverse = np.linalg.inv(affine)
+    centre = inverse[:3, :3] @ centre_mm + inverse[:3, 3]
+    half = np.ceil(radius_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
+    lower = np.clip(np.floor(centre).astype(int) - half, 0, shape)
+    upper = np.clip(np.ceil(centre).astype(int) + half + 1, 0, shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+
+
+def local_levels(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray,
+                 nerve_value: int) -> tuple[float, float] | None:
+    """(nerve, CSF) intensity levels around ``centre_mm``, or None when the neighbourhood cannot give both."""
+    box = _neighbourhood(affine, labels.shape, centre_mm, LEVELS_RADIUS_MM)
+    patch, patch_labels = image[box], labels[box]
+    nerve, csf = patch[patch_labels == nerve_value], patch[patch_labels == Label.BACKGROUND]
+    if len(nerve) < 3 or len(csf) < 10:
+        return None
+    dark, bright = float(np.median(nerve)), float(np.percentile(csf, CSF_PERCENTILE))
+    return (dark, bright) if bright - dark > 0 else None
+
+
+def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, nerve_value: int,
+                       course: NerveCourse, approach: Approach) -> float | None:
+    """CSF signal between the artery and the nerve at their closest approach, as a fraction of the local CSF level.
+
+    Parameters
+    ----------
+    image, labels : ndarray
+        The T2 image and its label map on the acquisition grid.
+    affine : ndarray (4, 4)
+        Voxel -> RAS+ mm of both.
+    nerve_value : int
+        The nerve's label value.
+    course, approach
+        The nerve's centreline and radius; the artery's tube model at the closest approach.
+
+    Returns
+    -------
+    float or None
+        About 0 when nothing bright separates the two (touching), rising towards 1 as the cleft widens
+        to a voxel or more. None without an artery tube model or when the local levels are unclear.
+    """
+    if approach.artery is None:
+        return None
+    levels = local_levels(image, labels, affine, approach.nerve_point_mm, nerve_value)
+    if levels is None:
+        return None
+    inverse = np.linalg.inv(affine)
+    t = np.linspace(-0.1, 1.1, 13)  # 0 artery surface, 1 nerve surface (a little beyond both)
+    peaks, axes = [], []
+    for shift in LINE_OFFSETS_MM:
+        axis = course.point_at(approach.arc_mm + shift)
+        foot = approach.artery.foot(axis)[0][0]
+        towards = axis - foot
+        if np.linalg.norm(towards) < 1e-6:
+            continue
+        towards /= np.linalg.norm(towards)
+        artery_surface = foot + towards * approach.artery.radius_mm
+        nerve_surface = axis - towards * course.radius_mm
+        line = artery_surface + np.outer(t, nerve_surface - artery_surface)
+        line = np.vstack([line, foot, axis])
+        values = map_coordinates(image, (line @ inverse[:3, :3].T + inverse[:3, 3]).T, order=1, mode="nearest")
+        peaks.append(float(values[:-2].max())); axes.append(float(values[-2:].mean()))
+    if not peaks:
+        return None
+    dark, bright = float(np.median(axes)), levels[1]
+    return float((np.median(peaks) - dark) / (bright - dark))
