@@ -204,6 +204,23 @@ def test_clean_up_keeps_one_brainstem_and_drops_small_pieces():
     assert out[22, 22, 22] == 0 and out[5, 25, 25] == Label.LESION
 
 
+def test_clean_up_keeps_a_broken_nerve_and_drops_a_distant_nerve_piece():
+    """A facial nerve broken in three pieces (gaps of 2 mm) on the right of the brainstem stays whole; a piece
+    labelled facial nerve 11 mm away from it (a vessel crossing) is dropped; the left nerve is kept."""
+    from nvc_mri.segment.inference import drop_stray_nerve_pieces
+
+    labels = np.zeros((80, 40, 40), np.uint8)
+    labels[35:45, 15:25, 15:25] = Label.BRAINSTEM                  # midline at x = 20 mm (0.5 mm voxels)
+    for start in (46, 54, 62):                                        # right nerve: 3 mm pieces, 1 mm apart
+        labels[start:start + 6, 19:21, 19:21] = Label.FACIAL_NERVE
+    labels[60:64, 2:4, 36:38] = Label.FACIAL_NERVE                    # about 11 mm from the nerve
+    labels[20:34, 19:21, 19:21] = Label.FACIAL_NERVE                  # left nerve
+    out = drop_stray_nerve_pieces(labels.copy(), np.diag([0.5, 0.5, 0.5, 1.0]), Label.FACIAL_NERVE, 5.0)
+    assert (out[46:68, 19:21, 19:21] == labels[46:68, 19:21, 19:21]).all()
+    assert (out[60:64, 2:4, 36:38] == 0).all()
+    assert (out[20:34, 19:21, 19:21] == Label.FACIAL_NERVE).all()
+
+
 def test_evaluate_cli_names_a_missing_folder(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "missing"), str(tmp_path)])
     assert result.exit_code == 2 and "missing: not a folder" in result.output

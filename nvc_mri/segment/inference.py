@@ -8,7 +8,8 @@
 5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one organ, so only its largest
    connected piece is kept (stray brainstem-like voxels, typically in the cerebellum, become
    background); lesion pieces smaller than ``min_lesion_mm3`` and nerve or artery specks smaller
-   than ``min_piece_mm3`` are removed.
+   than ``min_piece_mm3`` are removed; each nerve on each side is one course, so nerve pieces
+   farther than ``nerve_link_mm`` from the chain of pieces grown from its largest piece are removed.
 """
 
 from __future__ import annotations
@@ -172,8 +173,48 @@ def keep_largest_brainstem(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, link_mm: float) -> np.ndarray:
+    """Keep, on each side of the brainstem, the nerve ``value``'s largest piece and the pieces chained to it (in place).
+
+    A thin nerve breaks into pieces on the labels; those follow one another within ``link_mm``. A piece
+    farther than that from every kept piece (typically a vessel crossing mislabelled as nerve) is set to background.
+    """
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    from nvc_mri.labels import Label
+
+    pieces, n = ndimage.label(labels == value, structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return labels
+    index = np.argwhere(pieces > 0)
+    world = index @ affine[:3, :3].T + affine[:3, 3]
+    owner = pieces[tuple(index.T)]
+    brainstem = np.argwhere(labels == Label.BRAINSTEM)
+    midline = (brainstem @ affine[:3, :3].T + affine[:3, 3])[:, 0].mean() if len(brainstem) else world[:, 0].mean()
+    side_of = {p: world[owner == p, 0].mean() >= midline for p in range(1, n + 1)}
+    points = {p: world[owner == p] for p in range(1, n + 1)}
+    trees = {p: cKDTree(points[p]) for p in range(1, n + 1)}
+    sizes = np.bincount(owner, minlength=n + 1)
+    keep: set[int] = set()
+    for side in (True, False):
+        members = [p for p in range(1, n + 1) if side_of[p] == side]
+        if not members:
+            continue
+        kept, frontier = {max(members, key=lambda p: sizes[p])}, [max(members, key=lambda p: sizes[p])]
+        while frontier:
+            current = frontier.pop()
+            for p in members:
+                if p not in kept and np.isfinite(trees[current].query(points[p], distance_upper_bound=link_mm)[0]).any():
+                    kept.add(p)
+                    frontier.append(p)
+        keep |= kept
+    labels[(pieces > 0) & ~np.isin(pieces, sorted(keep))] = Label.BACKGROUND
+    return labels
+
+
 def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """Largest brainstem piece only; drop small lesion pieces and specks of nerve or artery (in place)."""
+    """Largest brainstem piece only; drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
     from scipy import ndimage
 
     from nvc_mri.labels import Label
@@ -188,6 +229,8 @@ def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any])
             continue
         small = np.flatnonzero(np.bincount(pieces.ravel())[1:] * voxel_mm3 < limit) + 1
         labels[np.isin(pieces, small)] = Label.BACKGROUND
+    for nerve in (Label.FACIAL_NERVE, Label.VESTIBULOCOCHLEAR_NERVE):
+        drop_stray_nerve_pieces(labels, affine, nerve, float(config.get("nerve_link_mm", np.inf)))
     return labels
 
 
