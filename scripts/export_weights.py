@@ -77,10 +77,10 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
   left-right mirroring augmentation; seed {train_cfg['seed']}.
 * **Steps:** {steps[-1] if steps else '?'} fine-network steps (the coarse network one step every {train_cfg['coarse_every']}).
   The first 550 steps used 96x96x64 patches, the rest 64x64x48 (more steps per hour on a CPU). The run was
-  resumed with a changed schedule length at steps 150, 550, 750, 1850 and 5000; each resume follows the
+  resumed at steps {', '.join(str(s) for s in sorted(set(_resume_steps(log))))}, mostly with a longer schedule; each resume follows the
   polynomial decay of the new length from the step reached (so the learning rate jumped at those steps).
 * **Time and hardware:** about {sum(1 for _ in log) and round(_wall_hours(log), 1)} h of wall time on {args.hardware},
-  sharing the machine with phantom generation.
+  sharing the machine with phantom generation (steps 0-8000) and with measurement benchmarks (8000-14000).
 * **Last validation Dice** (fine network alone on the validation phantoms' whole fine crops, sliding windows, no
   clean-up; the evaluation below is the full pipeline): {json.dumps(validation[-1]['val_dice']) if validation else 'n/a'}
 
@@ -101,6 +101,16 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
 """
     (target.parent / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     print(f"{target} and MODEL_CARD.md written")
+
+
+def _resume_steps(log: list[dict]) -> list[int]:
+    """Steps after which the run was stopped and resumed (the elapsed time starts again from zero)."""
+    steps, previous = [], 0.0
+    for entry in log:
+        if entry.get("elapsed_s", 0.0) < previous:
+            steps.append(int(entry["step"]) - 1)
+        previous = entry.get("elapsed_s", 0.0)
+    return steps
 
 
 def _wall_hours(log: list[dict]) -> float:
