@@ -92,7 +92,7 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0, np.ones_like(s))
     tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
     approach = Approach(0.0, gap_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]), tube)
-    return csf_cleft_fraction(image, labels, affine, 2, course, approach)
+    return csf_cleft_fraction(image, labels, affine, course, approach)
 
 
 def test_csf_cleft_tells_touching_from_a_cleft_thinner_than_a_voxel():

@@ -172,7 +172,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
             continue
         cleft = None
         if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
-            cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, value, course, approach)
+            cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
         relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
                                    cleft, scene.label_tolerance_mm))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))

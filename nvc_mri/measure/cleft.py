@@ -8,7 +8,7 @@ radiologist does: a CSF cleft between two dark structures brightens the voxels b
 :func:`csf_cleft_fraction` samples the image on short lines from the artery's surface to the
 nerve's surface (both from the tube models of :mod:`nvc_mri.measure.contact`) along the stretch of
 nerve facing the artery, takes the brightest point of each line, and scales the median of those
-to the local intensity levels: 0 = as dark as the nerve, 1 = as bright as the surrounding CSF.
+to the local intensity levels: 0 = as dark as the two axes, 1 = as bright as the surrounding CSF.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from nvc_mri.measure.contact import Approach
 from nvc_mri.measure.nerve import NerveCourse
 
 LINE_OFFSETS_MM = np.arange(-0.4, 0.41, 0.2)  # lines along the nerve around the closest approach
-LEVELS_RADIUS_MM = 4.0                         # local CSF and nerve intensities from this neighbourhood
+LEVELS_RADIUS_MM = 4.0                         # the local CSF level comes from this neighbourhood
 CSF_PERCENTILE = 90.0                          # of the unlabelled (CSF) voxels nearby
 
 
@@ -35,20 +35,15 @@ def _neighbourhood(affine: np.ndarray, shape: tuple[int, ...], centre_mm: np.nda
     return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
 
 
-def local_levels(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray,
-                 nerve_value: int) -> tuple[float, float] | None:
-    """(nerve, CSF) intensity levels around ``centre_mm``, or None when the neighbourhood cannot give both."""
+def local_csf_level(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray) -> float | None:
+    """CSF intensity around ``centre_mm``: a high percentile of the unlabelled voxels nearby (None when too few)."""
     box = _neighbourhood(affine, labels.shape, centre_mm, LEVELS_RADIUS_MM)
-    patch, patch_labels = image[box], labels[box]
-    nerve, csf = patch[patch_labels == nerve_value], patch[patch_labels == Label.BACKGROUND]
-    if len(nerve) < 3 or len(csf) < 10:
-        return None
-    dark, bright = float(np.median(nerve)), float(np.percentile(csf, CSF_PERCENTILE))
-    return (dark, bright) if bright - dark > 0 else None
+    csf = image[box][labels[box] == Label.BACKGROUND]
+    return float(np.percentile(csf, CSF_PERCENTILE)) if len(csf) >= 10 else None
 
 
-def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, nerve_value: int,
-                       course: NerveCourse, approach: Approach) -> float | None:
+def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, course: NerveCourse,
+                       approach: Approach) -> float | None:
     """CSF signal between the artery and the nerve at their closest approach, as a fraction of the local CSF level.
 
     Parameters
@@ -57,8 +52,6 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
         The T2 image and its label map on the acquisition grid.
     affine : ndarray (4, 4)
         Voxel -> RAS+ mm of both.
-    nerve_value : int
-        The nerve's label value.
     course, approach
         The nerve's centreline and radius; the artery's tube model at the closest approach.
 
@@ -70,8 +63,8 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
     """
     if approach.artery is None:
         return None
-    levels = local_levels(image, labels, affine, approach.nerve_point_mm, nerve_value)
-    if levels is None:
+    bright = local_csf_level(image, labels, affine, approach.nerve_point_mm)
+    if bright is None:
         return None
     inverse = np.linalg.inv(affine)
     t = np.linspace(-0.1, 1.1, 13)  # 0 artery surface, 1 nerve surface (a little beyond both)
@@ -91,5 +84,5 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
         peaks.append(float(values[:-2].max())); axes.append(float(values[-2:].mean()))
     if not peaks:
         return None
-    dark, bright = float(np.median(axes)), levels[1]
-    return float((np.median(peaks) - dark) / (bright - dark))
+    dark = float(np.median(axes))
+    return float((np.median(peaks) - dark) / (bright - dark)) if bright > dark else None
