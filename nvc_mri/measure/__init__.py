@@ -77,17 +77,15 @@ class _Scene:
         return pts[self._brainstem_tree.query(pts, distance_upper_bound=reach_mm)[0] <= reach_mm]
 
 
-def _touching(approach: Approach, cleft: float | None, tolerance_mm: float, cfg: dict) -> bool:
-    """Contact: the modelled gap is at most ``contact_max_gap_mm``, or it is below the labels' resolution
-    (``tolerance_mm``) and the image shows no CSF cleft between the two (:mod:`nvc_mri.measure.cleft`)."""
-    if approach.gap_mm <= cfg["contact_max_gap_mm"]:
-        return True
-    return cleft is not None and approach.gap_mm <= tolerance_mm and cleft < cfg["cleft_min_csf_fraction"]
+def _touching(approach: Approach, cleft: float | None, cfg: dict) -> bool:
+    """Contact: the modelled gap is at most ``contact_max_gap_mm``, or the image shows no CSF cleft between
+    the two (``cleft`` is judged only where the gap is below the labels' resolution, :mod:`nvc_mri.measure.cleft`)."""
+    return approach.gap_mm <= cfg["contact_max_gap_mm"] or (cleft is not None and cleft < cfg["cleft_min_csf_fraction"])
 
 
 def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
-              with_segment: bool, cleft: float | None, tolerance_mm: float) -> ArteryRelation:
-    contact = _touching(approach, cleft, tolerance_mm, cfg)
+              with_segment: bool, cleft: float | None) -> ArteryRelation:
+    contact = _touching(approach, cleft, cfg)
     indentation, displacement = deformation(course, approach, nerve_mask, local) if contact else (0.0, 0.0)
     deformed = contact and (indentation >= cfg["deformity_min_indentation_mm"] or displacement >= cfg["deformity_min_displacement_mm"])
     return ArteryRelation(
@@ -174,7 +172,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
             cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
         relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
-                                   cleft, scene.label_tolerance_mm))
+                                   cleft))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
     return course, relations
 

@@ -18,6 +18,7 @@ from scipy.ndimage import map_coordinates
 
 from nvc_mri.labels import Label
 from nvc_mri.measure.contact import Approach
+from nvc_mri.measure.fields import box_around
 from nvc_mri.measure.nerve import NerveCourse
 
 LINE_OFFSETS_MM = np.arange(-0.4, 0.41, 0.2)  # lines along the nerve around the closest approach
@@ -25,19 +26,11 @@ LEVELS_RADIUS_MM = 4.0                         # the local CSF level comes from 
 CSF_PERCENTILE = 90.0                          # of the unlabelled (CSF) voxels nearby
 
 
-def _neighbourhood(affine: np.ndarray, shape: tuple[int, ...], centre_mm: np.ndarray, radius_mm: float) -> tuple[slice, ...]:
-    """Index box of the acquisition voxels within ``radius_mm`` of ``centre_mm`` (any orientation)."""
-    inverse = np.linalg.inv(affine)
-    centre = inverse[:3, :3] @ centre_mm + inverse[:3, 3]
-    half = np.ceil(radius_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
-    lower = np.clip(np.floor(centre).astype(int) - half, 0, shape)
-    upper = np.clip(np.ceil(centre).astype(int) + half + 1, 0, shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
-
-
 def local_csf_level(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, centre_mm: np.ndarray) -> float | None:
     """CSF intensity around ``centre_mm``: a high percentile of the unlabelled voxels nearby (None when too few)."""
-    box = _neighbourhood(affine, labels.shape, centre_mm, LEVELS_RADIUS_MM)
+    corners = centre_mm + LEVELS_RADIUS_MM * (2 * np.array(list(np.ndindex(2, 2, 2))) - 1)  # a cube around the centre
+    inverse = np.linalg.inv(affine)
+    box = box_around(corners @ inverse[:3, :3].T + inverse[:3, 3], 0, labels.shape)
     csf = image[box][labels[box] == Label.BACKGROUND]
     return float(np.percentile(csf, CSF_PERCENTILE)) if len(csf) >= 10 else None
 
