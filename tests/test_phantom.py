@@ -218,3 +218,36 @@ def test_phantom_cli_writes_cases(tmp_path):
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary left behind
     bad = CliRunner().invoke(app, ["phantom", str(tmp_path / "x"), "--format", "png"])
     assert bad.exit_code != 0 and "format must be nifti or dicom" in bad.output
+
+
+@pytest.mark.parametrize("vessel", ["AICA", "VA"])
+def test_displacing_artery_touches_the_nerve_from_the_side_it_pushed_from(monkeypatch, vessel):
+    """A displacement-type deformity: the nerve is pushed away from ``u`` and the artery then lies on the ``u``
+    side of the displaced nerve, touching it where the push is; the truth gives the push's height there."""
+    import nvc_mri.phantom.build as build
+    from nvc_mri.phantom.shapes import closest_approach
+
+    pushes = []
+    original = build.displace_nerve
+
+    def record(nerve, a, s_star, u, depth, width):
+        pushes.append(u)
+        return original(nerve, a, s_star, u, depth, width)
+
+    monkeypatch.setattr(build, "displace_nerve", record)
+    spec = ConflictSpec(kind="deformity", segment="cisternal", vessel=vessel, mode="displace", depth_mm=1.2)
+    for seed in range(70, 76):
+        pushes.clear()
+        anatomy, design = build_geometry(np.random.default_rng(seed), PhantomOptions(right=spec, left=ConflictSpec(), lesion_probability=0))
+        if design["right"]["achieved"]:
+            break
+    assert design["right"]["achieved"], "no seed built the displacement design"
+    nerve = anatomy.sides["right"].facial
+    artery = next(t for t, v in anatomy.arteries if v == vessel and t.name.endswith("right"))
+    _, _, on_nerve, on_artery = closest_approach(nerve, artery)
+    towards_artery = (on_artery - on_nerve) / np.linalg.norm(on_artery - on_nerve)
+    assert towards_artery @ pushes[-1] > 0.9
+    from nvc_mri.phantom.truth import side_truth
+
+    truth = side_truth(anatomy, "right", np.eye(4), design["right"])
+    assert truth.severity == "deformity" and 0.8 * 1.2 <= truth.displacement_mm <= 1.2

@@ -80,6 +80,7 @@ class _Design:
         else:
             self.clearance = None
         self.undisplaced = self.side.facial
+        self.displacement_width = None  # sd (mm) of the Gaussian push, once the nerve is displaced
         self.second = None  # a second artery near the nerve, farther than the offender, at another segment
         if spec.second_vessel and self.kind != "none":
             segment = "cisternal" if spec.segment != "cisternal" else "attached_segment"
@@ -148,9 +149,15 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
         for n, d in designs.items():
             if d.kind != "none" and d.spec.vessel == "VA":
                 rv = float(rng.uniform(1.4, 2.0))
-                cross, u = crossing_points(a, d.side.facial, d.s_star, "VA", d.side.sigma,
-                                           d.clearance if not (d.kind == "deformity" and d.mode == "displace") else 0.0,
-                                           rv, rng, towards=np.array([0.0, 11.5, -2.0]))
+                displace = d.kind == "deformity" and d.mode == "displace"
+                towards = np.array([0.0, 11.5, -2.0])
+                cross, u = crossing_points(a, d.side.facial, d.s_star, "VA", d.side.sigma, d.clearance if not displace else 0.0,
+                                           rv, rng, towards=towards)
+                if displace:  # as for AICA/PICA below: the nerve is pushed away from the artery, which then touches it
+                    d.displacement_width = float(rng.uniform(1.5, 2.5))
+                    d.side.facial = displace_nerve(d.undisplaced, a, d.s_star, u, d.depth, d.displacement_width)
+                    cross, u = crossing_points(a, d.side.facial, d.s_star, "VA", d.side.sigma, d.clearance, rv, rng,
+                                               towards=towards, approach=u)
                 va_cross[n], u_by_side[n], radii[n] = cross, u, rv
         vb_seed = int(rng.integers(2**32))
         shifts = {n: 0.0 for n in va_cross}
@@ -179,9 +186,10 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
                 if d.kind != "none" and d.spec.vessel == vessel:
                     if d.kind == "deformity" and d.mode == "displace":
                         before, cross, after, u = _designed_route(a, d, vessel, parent, rng, rv)
-                        d.side.facial = displace_nerve(d.undisplaced, a, d.s_star, u, d.depth, rng.uniform(1.5, 2.5))  # away from the artery's approach u
+                        d.displacement_width = float(rng.uniform(1.5, 2.5))
+                        d.side.facial = displace_nerve(d.undisplaced, a, d.s_star, u, d.depth, d.displacement_width)  # away from u
                         cross, u = crossing_points(a, d.side.facial, d.s_star, vessel, d.side.sigma, d.clearance, rv, rng,
-                                                   towards=after[0])
+                                                   towards=after[0], approach=u)  # the artery sits where it pushed from
                     else:
                         before, cross, after, u = _designed_route(a, d, vessel, parent, rng, rv)
                     before, after = repel(before, obstacles, 2.5), repel(after, obstacles, 2.5, fixed=0)
@@ -235,6 +243,7 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
         n: {"spec": d.spec.model_dump(), "built_kind": d.kind, "achieved": bool(achieved[n]) if d.kind != "none" else None,
             "s_star_mm": d.s_star if d.kind != "none" else None, "mode": d.mode if d.kind == "deformity" else None,
             "displacement_mm": d.depth if d.kind == "deformity" and d.mode == "displace" else 0.0,
+            "displacement_width_mm": d.displacement_width,
             "second_vessel": d.second,
             "attempts": attempt + 1}
         for n, d in designs.items()

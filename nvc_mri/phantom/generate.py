@@ -19,7 +19,9 @@ from nvc_mri.phantom.options import PhantomOptions
 from nvc_mri.phantom.render import Grid, render
 from nvc_mri.phantom.truth import PhantomTruth, lesion_truth, side_truth
 
-PHANTOM_VERSION = "1.1"  # 1.1: displacement-mode deformities push the nerve away from the artery
+PHANTOM_VERSION = "1.2"  # 1.1: displacement-mode deformities push the nerve away from the artery; 1.2: the artery then
+# touches the nerve from the side it pushed from (1.1 drew a new approach direction), VA displacements included,
+# and the truth gives the push's height where the artery touches (1.1: its peak, and only when the design was achieved)
 COARSE = frozenset({"scalp", "skull", "intracranial", "cerebrum", "bone", "vermis", "sphenoid_sinus",
                     "temporal_right", "temporal_left", "cerebellum_right", "cerebellum_left", "mastoid_+1", "mastoid_-1"})
 

@@ -102,6 +102,15 @@ def _relation(a: Anatomy, nerve: Tube, tube: Tube, vessel: str, s: np.ndarray, d
     )
 
 
+def displacement_at(design: dict, s_mm: float | None) -> float:
+    """How far (mm) a displacement-type design pushed the nerve at arc length ``s_mm`` (the Gaussian push's
+    height there), whether or not the rest of the design was achieved; 0 for other designs."""
+    depth, width = float(design.get("displacement_mm") or 0.0), design.get("displacement_width_mm")
+    if depth <= 0 or not width or s_mm is None:
+        return 0.0
+    return depth * float(np.exp(-0.5 * ((s_mm - design["s_star_mm"]) / width) ** 2))
+
+
 def side_truth(a: Anatomy, name: str, m: np.ndarray, design: dict) -> NerveTruth:
     cfg, contact_cfg = segment_config(), load_config("contact.yaml")
     side = a.sides[name]
@@ -114,7 +123,7 @@ def side_truth(a: Anatomy, name: str, m: np.ndarray, design: dict) -> NerveTruth
     best = rel[0]
     near = best.gap_mm <= contact_cfg["near_vessel_mm"]
     contact = best.gap_mm <= 1e-3
-    displacement = float(design.get("displacement_mm") or 0.0) if design.get("achieved") else 0.0
+    displacement = displacement_at(design, best.distance_from_root_exit_mm)
     deformity = contact and (best.indentation_mm >= contact_cfg["deformity_min_indentation_mm"]
                              or displacement >= contact_cfg["deformity_min_displacement_mm"])
     severity = "deformity" if deformity else "contact" if contact else "none"

@@ -81,7 +81,8 @@ def branch_controls(a: Anatomy, vessel: str, sg: float, parent: Tube, rng: np.ra
 
 
 def crossing_points(a: Anatomy, nerve: Tube, s_star: float, vessel: str, sg: float, clearance: float,
-                    rv: float, rng: np.random.Generator, towards: np.ndarray) -> tuple[list, np.ndarray]:
+                    rv: float, rng: np.random.Generator, towards: np.ndarray,
+                    approach: np.ndarray | None = None) -> tuple[list, np.ndarray]:
     """Five collinear control points that make an artery pass the nerve at ``s_star``.
 
     Catmull-Rom through collinear, evenly spaced points is exactly straight between the
@@ -89,6 +90,8 @@ def crossing_points(a: Anatomy, nerve: Tube, s_star: float, vessel: str, sg: flo
 
     ``clearance`` is the wanted centreline distance minus the radii: the surface gap
     (negative for an indentation). Returns the points and the approach direction ``u``.
+    ``approach`` fixes ``u`` (the direction an artery already pushed the nerve from); the random
+    draws are made either way, so the seed stream does not depend on it.
     """
     s = nerve.arc_length() - _rep_offset(a, nerve)
     p, t = _point_at(nerve.centreline, s, s_star)
@@ -99,6 +102,8 @@ def crossing_points(a: Anatomy, nerve: Tube, s_star: float, vessel: str, sg: flo
     if u @ n_bs < 0.5:
         u = _unit(u + (0.5 - u @ n_bs + 0.2) * n_bs)
         u = _unit(u - (u @ t) * t)
+    if approach is not None:
+        u = _unit(approach - (approach @ t) * t)
     q = p + u * (nerve.radius + rv + clearance)
     w = _unit(np.cross(t, u))
     angle = np.radians(rng.uniform(-35, 35))
