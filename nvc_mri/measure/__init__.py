@@ -146,7 +146,9 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
                      artery_ids: np.ndarray, cfg: dict, seg_cfg: dict) -> tuple[NerveCourse | None, list[ArteryRelation]]:
     """Trace one nerve and measure every artery within reach."""
     local, brainstem_sdf = region.local, region.brainstem_sdf
-    course = nerve_course(local.labels == value, local, brainstem_sdf, seg_cfg["attach_tolerance_mm"], nerve_pts, scene.voxel_mm3)
+    voxel_axes = scene.affine[:3, :3]
+    course = nerve_course(local.labels == value, local, brainstem_sdf, seg_cfg["attach_tolerance_mm"], nerve_pts, scene.voxel_mm3,
+                          voxel_axes)
     if course is None:
         return None, []
     nerve_mask = local.labels == value
@@ -165,7 +167,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if len(native) == 0:
             continue
         approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
-                                    scene.label_tolerance_mm)
+                                    scene.label_tolerance_mm, voxel_axes)
         if approach is None:
             continue
         cleft = None

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from nvc_mri.measure.fields import LocalLabels, box_around, distance_field
-from nvc_mri.measure.nerve import NerveCourse
+from nvc_mri.measure.nerve import NerveCourse, label_shrinkage_mm
 
 LOCAL_MM = 2.0  # half-length of the artery stretch modelled as a tube around the closest approach
 
@@ -70,10 +70,12 @@ def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coef, t
 
 
-def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray) -> ArteryTube | None:
+def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray,
+               voxel_axes_mm: np.ndarray | None = None) -> ArteryTube | None:
     """Tube with a parabolic axis fitted to an artery's voxels (acquisition grid) around ``near_mm``.
 
-    ``tree`` is the KD-tree of ``voxels_mm``; the radius comes from the volume per length of the stretch.
+    ``tree`` is the KD-tree of ``voxels_mm``; the radius comes from the volume per length of the stretch,
+    corrected for the labels' shrinkage on the grid with voxel edges ``voxel_axes_mm`` (:func:`label_shrinkage_mm`).
     """
     idx = tree.query_ball_point(near_mm, LOCAL_MM + 1.5)
     if len(idx) < 6:
@@ -98,11 +100,14 @@ def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: 
     length = float(np.linalg.norm(np.diff(axis, axis=0), axis=1).sum()) + np.cbrt(voxel_mm3)
     length = min(length, 2 * LOCAL_MM + np.cbrt(voxel_mm3))
     radius = float(np.sqrt(len(seg) * voxel_mm3 / (np.pi * max(length, 1e-3))))
-    return ArteryTube(coef, (float(t.min()), float(t.max())), radius)
+    tangents = coef[1] + np.outer(2 * samples, coef[2])
+    tangents /= np.maximum(np.linalg.norm(tangents, axis=1, keepdims=True), 1e-9)
+    return ArteryTube(coef, (float(t.min()), float(t.max())), radius + label_shrinkage_mm(radius, tangents, voxel_axes_mm))
 
 
 def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.ndarray, local: LocalLabels,
-                     artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, label_tolerance_mm: float) -> Approach | None:
+                     artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, label_tolerance_mm: float,
+                     voxel_axes_mm: np.ndarray | None = None) -> Approach | None:
     """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres).
 
     The refined gap stays within ``label_tolerance_mm`` (half the largest voxel side: how far a
@@ -118,7 +123,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     nearest = int(np.argmin(d))
     voxel_gap = max(float(d[nearest]) - local.spacing, 0.0)  # both surfaces lie half a voxel beyond the centres
     artery_point = local.world(artery_index[nearest])
-    tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point)
+    tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point, voxel_axes_mm)
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         towards = artery_point - course.points[i]
@@ -179,7 +184,7 @@ def far_side_indentation(course: NerveCourse, approach: Approach, nerve_mask: np
         if len(inside) == 0 or inside[-1] + 1 >= len(t):
             continue
         k = inside[-1]
-        far = t[k] + 0.05 * values[k] / (values[k] - values[k + 1])  # zero crossing
+        far = t[k] + 0.05 * values[k] / (values[k] - values[k + 1]) + course.label_shrinkage_mm  # labels' edge -> surface
         estimates.append(far - course.radius_mm)  # artery axis -> nerve axis
     if not estimates:
         return None
