@@ -204,6 +204,20 @@ def test_clean_up_keeps_one_brainstem_and_drops_small_pieces():
     assert out[22, 22, 22] == 0 and out[5, 25, 25] == Label.LESION
 
 
+def test_the_brainstem_kept_is_the_largest_piece_near_the_midline():
+    """A bigger brainstem-like blob 25 mm off the volume's centre (a hemisphere on a whole-brain scan) loses to
+    the midline piece; without a midline piece the largest is kept."""
+    from nvc_mri.segment.inference import keep_one_brainstem
+
+    labels = np.zeros((100, 40, 40), np.uint8)      # 1 mm voxels, centre at x = 49.5 mm
+    labels[46:54, 10:20, 10:30] = Label.BRAINSTEM    # midline, 1600 mm3
+    labels[70:85, 10:25, 10:30] = Label.BRAINSTEM    # 28 mm off, 4500 mm3
+    out = keep_one_brainstem(labels.copy(), np.eye(4), 20.0)
+    assert (out[46:54, 10:20, 10:30] == Label.BRAINSTEM).all() and (out[70:85] == 0).all()
+    labels[46:54] = 0
+    assert (keep_one_brainstem(labels.copy(), np.eye(4), 20.0) == labels).all()
+
+
 def test_clean_up_keeps_a_broken_nerve_and_drops_a_distant_nerve_piece():
     """A facial nerve broken in three pieces (gaps of 2 mm) on the right of the brainstem stays whole; a piece
     labelled facial nerve 11 mm away from it (a vessel crossing) is dropped; the left nerve is kept."""
@@ -219,6 +233,27 @@ def test_clean_up_keeps_a_broken_nerve_and_drops_a_distant_nerve_piece():
     assert (out[46:68, 19:21, 19:21] == labels[46:68, 19:21, 19:21]).all()
     assert (out[60:64, 2:4, 36:38] == 0).all()
     assert (out[20:34, 19:21, 19:21] == Label.FACIAL_NERVE).all()
+
+
+def test_lesion_pieces_without_coarse_support_are_dropped():
+    """Two lesion pieces on an oblique 0.5 mm grid: the one where the coarse network's lesion probability
+    reaches 0.5 stays, the one where it stays at 0.2 goes; other labels are untouched; 0 switches the rule off."""
+    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.segment.inference import drop_unconfirmed_lesions
+
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[5:12, 5:12, 5:12] = Label.LESION     # near world x = -4 mm (axes flipped below)
+    labels[28:35, 28:35, 28:35] = Label.LESION
+    labels[20, 20, 20] = Label.ARTERY
+    affine = np.diag([-0.5, 0.5, 0.5, 1.0])
+    affine[:3, 3] = [10.0, -10.0, -10.0]
+    coarse_grid = WorldGrid((-12.0, -12.0, -12.0), 2.0, (13, 13, 13))
+    coarse = np.full(coarse_grid.shape, 0.2, np.float32)
+    coarse[:, :6, :6] = 0.9                      # world y, z below about 0 mm: the first piece
+    out = drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5)
+    assert (out[5:12, 5:12, 5:12] == Label.LESION).all()
+    assert (out[28:35, 28:35, 28:35] == 0).all() and out[20, 20, 20] == Label.ARTERY
+    assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.0) == labels).all()
 
 
 def test_evaluate_cli_names_a_missing_folder(tmp_path):

@@ -5,11 +5,14 @@
 3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
    angles (and any lesion); over the whole volume when the coarse pass is not plausible.
 4. Class probabilities are resampled back onto the input grid and the most likely class wins.
-5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one organ, so only its largest
-   connected piece is kept (stray brainstem-like voxels, typically in the cerebellum, become
-   background); lesion pieces smaller than ``min_lesion_mm3`` and nerve or artery specks smaller
+5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one midline organ, so only its
+   largest connected piece near the midline is kept (stray brainstem-like voxels, typically in the
+   cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller than ``min_lesion_mm3`` and nerve or artery specks smaller
    than ``min_piece_mm3`` are removed; each nerve on each side is one course, so nerve pieces
    farther than ``nerve_link_mm`` from the chain of pieces grown from its largest piece are removed.
+   A lesion piece is kept only where the coarse network, which sees the whole posterior fossa, also
+   gives lesion a probability of at least ``lesion_coarse_min_probability`` somewhere in it: the fine
+   network's 32 mm window cannot tell a mass from normal tissue of the same signal on its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from nvc_mri.io.volume import Volume
+from nvc_mri.labels import Label
 from nvc_mri.segment.grid import WorldGrid, bounding_grid, covered_box, resample
 
 
@@ -140,6 +144,8 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
 
     t = time.perf_counter()
     labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume), volume.affine, config["postprocess"])
+    drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
+                             float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)))
     timings["map_back"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     box = (fine_grid.affine[:3, 3], fine_grid.upper)
@@ -160,16 +166,57 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     return labels
 
 
-def keep_largest_brainstem(labels: np.ndarray) -> np.ndarray:
-    """Set every brainstem voxel outside the largest 26-connected brainstem piece to background (in place)."""
+def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offset_mm: float) -> np.ndarray:
+    """Set every brainstem voxel outside one 26-connected brainstem piece to background (in place).
+
+    The brainstem is one midline organ: the piece kept is the largest whose centroid lies within
+    ``max_midline_offset_mm`` (left-right, RAS x) of the volume's centre, or the largest piece when none does.
+    A larger brainstem-like blob in a hemisphere (seen on whole-brain scans) is not it.
+    """
     from scipy import ndimage
 
-    from nvc_mri.labels import Label
-
     pieces, n = ndimage.label(labels == Label.BRAINSTEM, structure=np.ones((3, 3, 3)))
-    if n > 1:
-        largest = int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1
-        labels[(pieces > 0) & (pieces != largest)] = Label.BACKGROUND
+    if n <= 1:
+        return labels
+    index = np.argwhere(pieces > 0)
+    which = pieces[tuple(index.T)] - 1
+    sizes = np.bincount(which, minlength=n)
+    x_mm = index @ affine[0, :3] + affine[0, 3]
+    offset = np.abs(np.bincount(which, x_mm, minlength=n) / sizes - volume_centre_mm(labels.shape, affine)[0])
+    candidates = np.flatnonzero(offset <= max_midline_offset_mm)
+    if len(candidates) == 0:
+        candidates = np.arange(n)
+    keep = int(candidates[np.argmax(sizes[candidates])]) + 1
+    labels[(pieces > 0) & (pieces != keep)] = Label.BACKGROUND
+    return labels
+
+
+def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesion: np.ndarray, coarse_grid: WorldGrid,
+                             min_probability: float) -> np.ndarray:
+    """Set to background every lesion piece in which the coarse lesion probability never reaches ``min_probability`` (in place).
+
+    Parameters
+    ----------
+    labels : ndarray of uint8
+        Labels on the input grid (``affine``: voxel -> RAS+ mm).
+    coarse_lesion : ndarray of float
+        The coarse network's lesion probability on ``coarse_grid``.
+    """
+    from scipy import ndimage
+
+    if min_probability <= 0:
+        return labels
+    pieces, n = ndimage.label(labels == Label.LESION, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return labels
+    index = np.argwhere(pieces > 0)
+    world = index @ affine[:3, :3].T + affine[:3, 3]
+    coarse_index = (world - np.asarray(coarse_grid.origin)) / coarse_grid.spacing
+    probability = ndimage.map_coordinates(coarse_lesion, coarse_index.T, order=1, mode="nearest")
+    best = np.zeros(n + 1)
+    np.maximum.at(best, pieces[tuple(index.T)], probability)
+    unconfirmed = np.flatnonzero(best[1:] < min_probability) + 1  # piece numbers (0 is everything else)
+    labels[np.isin(pieces, unconfirmed)] = Label.BACKGROUND
     return labels
 
 
@@ -214,12 +261,12 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
 
 
 def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """Largest brainstem piece only; drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
+    """One brainstem piece (the largest near the midline); drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
     from scipy import ndimage
 
     from nvc_mri.labels import Label
 
-    keep_largest_brainstem(labels)
+    keep_one_brainstem(labels, affine, float(config.get("brainstem_max_midline_offset_mm", np.inf)))
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     limits = {Label.LESION: config["min_lesion_mm3"], Label.FACIAL_NERVE: config["min_piece_mm3"],
               Label.VESTIBULOCOCHLEAR_NERVE: config["min_piece_mm3"], Label.ARTERY: config["min_piece_mm3"]}
