@@ -68,8 +68,9 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
 * **Data:** synthetic phantoms only (`nvc_mri.phantom`), seeds {train_cfg['first_seed']}-{train_cfg['first_seed'] + train_cfg['n_cases'] - 1}
   ({train_cfg['n_cases']} cases; {int(train_cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast, the rest realistic
   CISS/FIESTA), validation seeds {train_cfg['validation_seeds']}. The evaluation sets (seeds from 1,000,000) were never used.
-  Phantom version: the cache was generated with phantom 1.0 (cases 0-~150) and 1.1 (the rest); 1.1 changed only the
-  direction in which a displacement-type deformity pushes the facial nerve, which does not change what is labelled.
+  Phantom version: the cache was generated with phantom 1.0 (cases 0-~150) and 1.1 (the rest) and reused unchanged
+  after 1.1 and 1.2; both changed only where the artery of a displacement-type deformity (a few % of sides) meets the
+  facial nerve, not what is labelled or how it looks.
 * **Config:** `configs/train.yaml` and `configs/model.yaml` at commit `{meta.get('commit', 'unknown')}`:
   Dice + cross-entropy (MONAI `DiceCELoss`, batch Dice), AdamW lr {train_cfg['learning_rate']} with polynomial decay,
   batch {train_cfg['batch_size']}, fine patches {train_cfg.get('patch_size') or model_cfg['fine']['patch_size']} voxels
@@ -80,7 +81,8 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
   resumed at steps {', '.join(str(s) for s in sorted(set(_resume_steps(log))))}, mostly with a longer schedule; each resume follows the
   polynomial decay of the new length from the step reached (so the learning rate jumped at those steps).
 * **Time and hardware:** about {sum(1 for _ in log) and round(_wall_hours(log), 1)} h of wall time on {args.hardware},
-  sharing the machine with phantom generation (steps 0-8000) and with measurement benchmarks (8000-14000).
+  sharing the machine with phantom generation (steps 0-8000) and with measurement benchmarks (8000-19000).
+  The last continuation was started towards 22,000 steps and shortened to 19,000 at step 16,950 to fit the session.
 * **Last validation Dice** (fine network alone on the validation phantoms' whole fine crops, sliding windows, no
   clean-up; the evaluation below is the full pipeline): {json.dumps(validation[-1]['val_dice']) if validation else 'n/a'}
 
@@ -92,10 +94,14 @@ and 99th percentiles map to 0 and 1 (CSF about 1 on CISS/FIESTA).
 
 * Trained on **synthetic phantoms only**. Real anatomy, real CISS/FIESTA artefacts and real nerve calibres
   differ. On the real whole-brain 1 mm T2 `t2w-m2208` the coarse pass finds no plausible brainstem and the
-  fine pass runs over the whole brain: it labels the brainstem as one piece in the right place (spreading
-  into the cerebral peduncles), but scatters lesion, artery and nerve labels over the cerebrum
-  (`docs/real_t2w_overlay.png`). Validate on local labelled data before any use; not a medical device.
-* Lesions: few training phantoms had one; lesion Dice is low and small false lesion pieces remain.
+  fine pass runs over the whole brain: it labels the pons and medulla as brainstem, but also a larger blob in
+  the left parietal lobe, which only the clean-up's midline rule removes; artery and nerve labels are scattered
+  over the cerebrum (`docs/real_t2w_overlay.png`). Validate on local labelled data before any use; not a
+  medical device.
+* Lesions: few training phantoms had one; lesion Dice is low. The fine network alone labels tissue of lesion-like
+  signal as lesion in most lesion-free cases; the pipeline keeps a lesion piece only where the coarse network
+  also finds lesion (`postprocess.lesion_coarse_min_probability` in `configs/model.yaml`), which removes most of
+  those and also small true lesions the coarse network misses.
 * Trained briefly on a 2-core CPU: the thin structures (CN VII, CN VIII, small arteries) are the weakest;
   see the per-structure figures above.
 """
