@@ -155,8 +155,7 @@ def label_shrinkage_mm(radius_mm: float, directions: np.ndarray, voxel_axes_mm: 
     return across / (2.0 * radius_mm)
 
 
-def tube_radius(voxels_mm: np.ndarray, voxel_mm3: float, points: np.ndarray, trim_mm: float = 1.0,
-                voxel_axes_mm: np.ndarray | None = None) -> float:
+def tube_radius(voxels_mm: np.ndarray, voxel_mm3: float, points: np.ndarray, trim_mm: float = 1.0) -> float:
     """Radius (mm) of a tube from its volume per unit length, leaving ``trim_mm`` at each end.
 
     Parameters
@@ -168,8 +167,8 @@ def tube_radius(voxels_mm: np.ndarray, voxel_mm3: float, points: np.ndarray, tri
         Volume of one of those voxels.
     points : ndarray (N, 3)
         The tube's centreline.
-    voxel_axes_mm : ndarray (3, 3), optional
-        The label grid's voxel edge vectors: corrects the labels' shrinkage (:func:`label_shrinkage_mm`).
+
+    The labels' radius: add :func:`label_shrinkage_mm` for the tube's.
     """
     from scipy.spatial import cKDTree
 
@@ -181,8 +180,7 @@ def tube_radius(voxels_mm: np.ndarray, voxel_mm3: float, points: np.ndarray, tri
         trim_mm = 0.0
     distance, nearest = cKDTree(points).query(voxels_mm)
     inner = (s[nearest] >= trim_mm) & (s[nearest] <= length - trim_mm) & (distance < 3.0)
-    radius = float(np.sqrt(inner.sum() * voxel_mm3 / (np.pi * (length - 2 * trim_mm))))
-    return radius + label_shrinkage_mm(radius, tangents_of(points), voxel_axes_mm)
+    return float(np.sqrt(inner.sum() * voxel_mm3 / (np.pi * (length - 2 * trim_mm))))
 
 
 def tangents_of(points: np.ndarray) -> np.ndarray:
@@ -228,8 +226,9 @@ def nerve_course(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceFi
     points = centreline(mask & tube, local, brainstem_sdf, connected=tube) if tube is not None else None
     if points is None:
         return None
-    radius = tube_radius(voxels_mm, voxel_mm3, points, voxel_axes_mm=voxel_axes_mm)
-    shrinkage = label_shrinkage_mm(radius, tangents_of(points), voxel_axes_mm)
+    labels_radius = tube_radius(voxels_mm, voxel_mm3, points)
+    shrinkage = label_shrinkage_mm(labels_radius, tangents_of(points), voxel_axes_mm)
+    radius = labels_radius + shrinkage
     bs = brainstem_sdf(points)
     outside = np.nonzero(bs > 0)[0]
     start = int(outside[0]) if len(outside) else 0

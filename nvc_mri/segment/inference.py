@@ -7,8 +7,8 @@
 4. Class probabilities are resampled back onto the input grid and the most likely class wins.
 5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one midline organ, so only its
    largest connected piece near the midline is kept (stray brainstem-like voxels, typically in the
-   cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller than ``min_lesion_mm3`` and nerve or artery specks smaller
-   than ``min_piece_mm3`` are removed; each nerve on each side is one course, so nerve pieces
+   cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller
+   than ``min_lesion_mm3`` and nerve or artery specks smaller than ``min_piece_mm3`` are removed; each nerve on each side is one course, so nerve pieces
    farther than ``nerve_link_mm`` from the chain of pieces grown from its largest piece are removed.
    A lesion piece is kept only where the coarse network, which sees the whole posterior fossa, also
    gives lesion a probability of at least ``lesion_coarse_min_probability`` somewhere in it: the fine
