@@ -68,7 +68,12 @@ def test_study_is_analysed_and_results_arrive_in_the_same_study(study, setup):
     sr = _references(orthanc, series["SR"])
     evidence = {s["SeriesInstanceUID"] for item in sr["CurrentRequestedProcedureEvidenceSequence"] for s in item["ReferencedSeriesSequence"]}
     assert evidence == {source_series, seg["SeriesInstanceUID"]}
-    assert not list((spool / "outgoing").iterdir())  # delivered, nothing waiting
+    # delivered, nothing waiting: the node clears its outgoing spool after the association that sent the last
+    # object is released, which can be a moment after Orthanc shows the results
+    deadline = time.monotonic() + 60
+    while list((spool / "outgoing").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not list((spool / "outgoing").iterdir())
     log_text = "".join(p.read_text() for p in (spool / "studies").rglob("state.json"))
     assert study_uid not in log_text and study_uid not in "".join(p.name for p in spool.rglob("*"))
 
