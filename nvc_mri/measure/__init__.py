@@ -58,7 +58,10 @@ class _Scene:
         self.labels, self.affine, self.image = labels, affine, image
         self.voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
         self.label_tolerance_mm = 0.5 * float(np.linalg.norm(affine[:3, :3], axis=0).max())
-        self.points = {v: np.argwhere(labels == v) @ affine[:3, :3].T + affine[:3, 3] for v in Label if v != Label.BACKGROUND}
+        labelled = np.flatnonzero(labels)  # one pass over the volume; structures are a small part of it
+        values = labels.ravel()[labelled]
+        self.points = {v: np.stack(np.unravel_index(labelled[values == v], labels.shape), 1) @ affine[:3, :3].T + affine[:3, 3]
+                       for v in Label if v != Label.BACKGROUND}
         brainstem = self.points[Label.BRAINSTEM]
         self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(volume_centre_mm(labels.shape, affine)[0])
 

@@ -114,7 +114,9 @@ def lesion_components(lesion_mask: np.ndarray, affine: np.ndarray, min_volume_mm
     voxel = abs(np.linalg.det(affine[:3, :3]))
     sizes = np.bincount(labelled.ravel())[1:]
     order = np.argsort(sizes)[::-1]
-    return [np.argwhere(labelled == i + 1) for i in order if sizes[i] * voxel >= min_volume_mm3]
+    boxes = ndimage.find_objects(labelled)
+    return [np.argwhere(labelled[boxes[i]] == i + 1) + [b.start for b in boxes[i]]
+            for i in order if sizes[i] * voxel >= min_volume_mm3]
 
 
 def measure_lesion(index: np.ndarray, affine: np.ndarray, side: str, canal: Canal | None, brainstem_index: np.ndarray,

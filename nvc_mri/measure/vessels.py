@@ -13,9 +13,11 @@ arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/conta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
 from nvc_mri.measure.fields import local_labels
@@ -44,14 +46,17 @@ class VesselMap:
     vessels: dict[int, Vessel]
     vbj_z_mm: float | None
 
+    @cached_property
+    def _voxels(self) -> tuple[np.ndarray, cKDTree | None]:
+        idx = np.argwhere(self.ids > 0)
+        return idx, cKDTree(idx * self.spacing + self.origin) if len(idx) else None
+
     def vessel_at(self, points_mm: np.ndarray) -> np.ndarray:
         """Vessel id of the nearest artery voxel for each RAS+ mm point (0 when none within 1.5 mm)."""
-        from scipy.spatial import cKDTree
-
-        idx = np.argwhere(self.ids > 0)
-        if len(idx) == 0:
+        idx, tree = self._voxels
+        if tree is None:
             return np.zeros(len(points_mm), int)
-        distance, nearest = cKDTree(idx * self.spacing + self.origin).query(points_mm)
+        distance, nearest = tree.query(points_mm)
         out = self.ids[tuple(idx[nearest].T)]
         return np.where(distance <= 1.5, out, 0)
 
@@ -181,8 +186,6 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
 
 def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
     """Whether ``piece`` (mask on the vessel grid) ends at its point closest to ``fragment_mm`` (mm in the same frame)."""
-    from scipy.spatial import cKDTree
-
     index = np.argwhere(piece)
     nearest = index[int(np.argmin(cKDTree(fragment_mm).query(index * GRID_MM)[0]))]
     place = np.zeros_like(piece)
@@ -198,8 +201,6 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
     through other pieces) and ending there is taken as its continuation (a branch merely running
     past does not end there).
     """
-    from scipy.spatial import cKDTree
-
     pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None]  # branches not joined to the trunk
     if not pending:
         return

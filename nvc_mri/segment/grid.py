@@ -118,12 +118,15 @@ def resample_labels(labels: np.ndarray, source_affine: np.ndarray, target_affine
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
         return np.zeros(shape, np.uint8)
-    channels = np.stack([labels == 0] + [labels == v for v in values]).astype(np.float32)
-    channels[0] -= 1.0  # background share is 1 outside the source volume
-    shares = resample(channels, source_affine, target_affine, shape)
-    shares[0] += 1.0
-    winner = shares.argmax(0).numpy()
-    return np.asarray([0] + values, np.uint8)[winner]
+    # the background's share is 1 minus the others' (also outside the source volume, where they are 0)
+    shares = resample(np.stack([labels == v for v in values]).astype(np.float32), source_affine, target_affine, shape).numpy()
+    best_share = 1.0 - shares.sum(0)
+    winner = np.zeros(shape, np.uint8)
+    for value, share in zip(values, shares):  # a running maximum: ties go to the earlier class, as in argmax
+        larger = share > best_share
+        winner[larger] = value
+        np.maximum(best_share, share, out=best_share)
+    return winner
 
 
 def covered_box(shape: tuple[int, int, int], affine: np.ndarray, target_affine: np.ndarray,
