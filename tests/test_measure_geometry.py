@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, ArteryTube, local_tube
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
-from nvc_mri.measure.vessels import Vessel, _name_fragments, _origin
+from nvc_mri.measure.vessels import Vessel, _name_fragments, _origin, name_vessels
 
 
 def _voxels_of_tube(axis: np.ndarray, radius: float, spacing: float) -> np.ndarray:
@@ -51,6 +51,31 @@ def test_branch_origin_is_where_it_ends_on_the_trunk():
     touch[28:34, 4:6, 4:6] = True   # a larger mid-course contact where it runs past the trunk
     origin = _origin(piece, touch)
     assert origin[:, 0].max() < 6
+
+
+def _polyline(*corners, step: float = 0.1) -> np.ndarray:
+    corners = [np.asarray(c, float) for c in corners]
+    return np.vstack([a + np.outer(np.linspace(0, 1, max(int(np.linalg.norm(b - a) / step), 2)), b - a) for a, b in zip(corners, corners[1:])])
+
+
+def test_vertebral_artery_looping_above_the_junction_stays_vertebral():
+    """Two vertebral arteries join at z = 0; the left one first loops up to z = 10 beside the basilar artery, so
+    slices up to there show two vessels. The junction is where the two join along the trunk, and the loop is VA."""
+    spacing = 0.5
+    right = _polyline([9, 0, -30], [9, 0, -8], [1.5, 0, -1], [0, 0, 0])
+    left = _polyline([-12, 0, -30], [-12, 0, 10], [-5.5, 0, 10], [-5.5, 0, -2], [-1.5, 0, -0.5], [0, 0, 0])
+    basilar = _polyline([0, 0, 0], [0, 0, 25])
+    mm = np.vstack([_voxels_of_tube(axis, 1.7, spacing) for axis in (right, left, basilar)])
+    lower = mm.min(0) - 2
+    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
+    labels = np.zeros(index.max(0) + 3, np.uint8)
+    labels[tuple(index.T)] = 4
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = lower
+    found = name_vessels(labels, affine, 4)
+    assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
+    names = [found.vessels[v].name for v in found.vessel_at(np.array([[-12.0, 0, 8], [-5.5, 0, 6], [9.0, 0, -20], [0, 0, 15]]))]
+    assert names == ["VA", "VA", "VA", "BA"]
 
 
 def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():

@@ -17,12 +17,15 @@ from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
 from nvc_mri.measure.fields import local_labels
+from nvc_mri.measure.nerve import _voxel_graph
 
 GRID_MM = 0.5
+SECOND_VERTEBRAL_MIN_MM = 8.0  # a trunk limb this long (mm, along the trunk) beside the first path is the other vertebral artery
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,51 @@ def _opening(mask: np.ndarray, radius_mm: float, spacing: float) -> np.ndarray:
     return opened
 
 
-def _vbj_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | None:
+def _drop_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    """``mask`` without its 26-connected pieces smaller than ``min_voxels``.
+
+    Where two branches cross or a branch bulges, the opening leaves a few mm3 of "trunk";
+    branches touching it would take it for their origin.
+    """
+    pieces, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(pieces.ravel())
+    return mask & (sizes >= min_voxels)[pieces]
+
+
+def _vertebrobasilar_junction(trunk: np.ndarray, spacing: float, origin_z: float) -> tuple[float | None, np.ndarray | None]:
+    """The junction's axial level (RAS z, mm) and the vertebral arteries' part of the trunk (mask, or None).
+
+    Followed along the trunk from the basilar artery's top: the path to the lowest point of one
+    vertebral artery, and the end of the trunk farthest (along the trunk) from that path, the
+    other vertebral artery, whose path joins the first at the junction. The vertebral arteries are
+    the trunk farther from the top than the junction, so one that loops up beside the basilar
+    artery stays vertebral and does not move the junction. When the second vertebral artery is not
+    joined to the trunk in the image: the highest level where the trunk is two vessels at least
+    3 mm apart, and no mask. Trunk pieces not joined to the basilar artery are vertebral below the junction.
+    """
+    index = np.argwhere(trunk)
+    if len(index) == 0:
+        return None, None
+    pieces, _ = ndimage.label(trunk, structure=np.ones((3, 3, 3)))
+    main = pieces == pieces[tuple(index[np.argmax(index[:, 2])])]
+    index = np.argwhere(main)
+    graph = _voxel_graph(index, spacing)
+    from_top, towards_top = dijkstra(graph, directed=False, indices=int(np.argmax(index[:, 2])), return_predecessors=True)
+    path = [int(np.argmin(index[:, 2]))]  # the piece is connected: every voxel is reached
+    while towards_top[path[-1]] >= 0:
+        path.append(int(towards_top[path[-1]]))
+    from_path, _, joins_at = dijkstra(graph, directed=False, indices=path, min_only=True, return_predecessors=True)
+    other = int(np.argmax(from_path))
+    if from_path[other] < SECOND_VERTEBRAL_MIN_MM:
+        return _two_vessel_level(trunk, spacing, origin_z), None
+    junction = int(joins_at[other])
+    level = origin_z + float(index[junction, 2]) * spacing
+    vertebral = trunk & ~main & (origin_z + np.arange(trunk.shape[2]) * spacing <= level)  # pieces apart: by level
+    vertebral[tuple(index[from_top > from_top[junction]].T)] = True
+    return level, vertebral
+
+
+def _two_vessel_level(trunk: np.ndarray, spacing: float, origin_z: float) -> float | None:
     """Highest axial level (RAS z, mm) where the trunk is two vessels at least 3 mm apart."""
     levels = []
     for k in range(trunk.shape[2]):
@@ -133,9 +180,9 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
     lower, upper = world.min(0) - 2, world.max(0) + 2
     local = local_labels(mask_native.astype(np.uint8), affine, lower, upper, GRID_MM)
     artery = local.labels == 1
-    trunk = _opening(artery, cfg["trunk_radius_mm"], GRID_MM) & artery
+    trunk = _drop_small_pieces(_opening(artery, cfg["trunk_radius_mm"], GRID_MM) & artery, cfg["trunk_min_volume_mm3"] / GRID_MM**3)
     origin = np.asarray(local.grid.origin)
-    vbj = _vbj_level(trunk, GRID_MM, origin[2])
+    vbj, vertebral = _vertebrobasilar_junction(trunk, GRID_MM, origin[2])
     grown = ndimage.binary_dilation(trunk, iterations=1)
     branches, n = ndimage.label(artery & ~grown, structure=np.ones((3, 3, 3)))
     ids = np.zeros(artery.shape, np.int32)
@@ -147,7 +194,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
             ids[trunk] = 1
             vessels[1] = Vessel(1, "BA", 0.4, None, "trunk; vertebrobasilar junction not in view")
         else:
-            below = trunk & (z[None, None, :] <= vbj)
+            below = vertebral if vertebral is not None else trunk & (z[None, None, :] <= vbj)
             ids[below] = 1
             ids[trunk & ~below] = 2
             vessels[1] = Vessel(1, "VA", 0.9, None, "trunk below the vertebrobasilar junction")
