@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, ArteryTube, local_tube
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
-from nvc_mri.measure.vessels import Vessel, _name_fragments, _origin, name_vessels
+from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_origin, name_vessels
 
 
 def _voxels_of_tube(axis: np.ndarray, radius: float, spacing: float) -> np.ndarray:
@@ -49,8 +49,24 @@ def test_branch_origin_is_where_it_ends_on_the_trunk():
     touch = np.zeros_like(piece)
     touch[2:6, 4:6, 4:6] = True     # the end: the branch arises here
     touch[28:34, 4:6, 4:6] = True   # a larger mid-course contact where it runs past the trunk
-    origin = _origin(piece, touch)
-    assert origin[:, 0].max() < 6
+    origins = _origins(piece, touch)
+    assert len(origins) == 1 and origins[0][:, 0].max() < 6
+
+
+def test_two_branches_that_touch_are_split_at_the_origin_nearer_along_the_vessel():
+    """An AICA (from the top end) touching a PICA (from the bottom end) makes one piece with two origins;
+    each voxel belongs to the branch whose origin is nearer along the piece."""
+    piece = np.zeros((60, 10, 10), bool)
+    piece[2:58, 4:6, 4:6] = True
+    touch = np.zeros_like(piece)
+    touch[2:5, 4:6, 4:6] = True     # the PICA's origin
+    touch[55:58, 4:6, 4:6] = True   # the AICA's origin
+    origins = _origins(piece, touch)
+    assert len(origins) == 2
+    owner = _split_by_origin(piece, origins)
+    first = int(np.argmin([o[:, 0].mean() for o in origins]))
+    assert np.all(owner[2:28, 4:6, 4:6] == first) and np.all(owner[32:58, 4:6, 4:6] == 1 - first)
+    assert np.all(owner[~piece] == -1)
 
 
 def _polyline(*corners, step: float = 0.1) -> np.ndarray:

@@ -144,20 +144,51 @@ def _ends_there(piece: np.ndarray, place: np.ndarray) -> bool:
     return int((np.bincount(parts.ravel())[1:] * GRID_MM**3 >= 1.0).sum()) <= 1
 
 
-def _origin(piece: np.ndarray, touch: np.ndarray) -> np.ndarray:
-    """Voxels where a branch leaves the trunk, out of all the places it touches the trunk.
+def _origins(piece: np.ndarray, touch: np.ndarray) -> list[np.ndarray]:
+    """Voxel index arrays of the places where a branch leaves the trunk, out of all the places it touches it.
 
     A branch also touches the trunk where it merely runs alongside it (an AICA looping past a
     vertebral artery). It ends where it arises: cutting the branch there leaves one piece, while
-    cutting it mid-course leaves two. Of the touching places that end the branch, the largest.
+    cutting it mid-course leaves two. Every touching place that ends the branch is an origin
+    (two branches that touch each other make one piece with two origins); when none ends it,
+    the largest touching place.
     """
     clusters, n = ndimage.label(touch, structure=np.ones((3, 3, 3)))
     if n <= 1:
-        return np.argwhere(touch)
-    sizes = ndimage.sum(touch, clusters, range(1, n + 1))
-    ends = [_ends_there(piece, clusters == c) for c in range(1, n + 1)]
-    candidates = [c for c in range(1, n + 1) if ends[c - 1]] or list(range(1, n + 1))
-    return np.argwhere(clusters == max(candidates, key=lambda c: sizes[c - 1]))
+        return [np.argwhere(touch)]
+    ends = [c for c in range(1, n + 1) if _ends_there(piece, clusters == c)]
+    if not ends:
+        sizes = ndimage.sum(touch, clusters, range(1, n + 1))
+        ends = [int(np.argmax(sizes)) + 1]
+    return [np.argwhere(clusters == c) for c in ends]
+
+
+def _split_by_origin(piece: np.ndarray, origins: list[np.ndarray]) -> np.ndarray:
+    """Which origin (index into ``origins``) each voxel of ``piece`` is nearest to along the piece (int array, -1 outside)."""
+    index = np.argwhere(piece)
+    node = np.full(piece.shape, -1, np.int64)
+    node[tuple(index.T)] = np.arange(len(index))
+    sources = np.concatenate([node[tuple(o.T)] for o in origins])
+    source_origin = np.full(len(index), -1)
+    source_origin[sources] = np.concatenate([np.full(len(o), k) for k, o in enumerate(origins)])
+    _, _, nearest = dijkstra(_voxel_graph(index, GRID_MM), directed=False, indices=sources, min_only=True, return_predecessors=True)
+    owner = np.full(piece.shape, -1)
+    owner[tuple(index.T)] = np.where(nearest >= 0, source_origin[np.maximum(nearest, 0)], 0)
+    return owner
+
+
+def _branch(vid: int, origin_mm: np.ndarray, vbj: float, cfg: dict) -> Vessel:
+    """A branch named by where it leaves the trunk relative to the vertebrobasilar junction (module docstring)."""
+    above = float(origin_mm[2] - vbj)
+    margin = above + cfg["pica_below_vbj_mm"]
+    confidence = float(min(0.95, 0.5 + abs(margin) / 6.0))
+    if margin < 0:
+        name, reason = "PICA", f"arises from a vertebral artery {abs(above):.1f} mm below the vertebrobasilar junction"
+    elif above <= cfg["sca_above_vbj_mm"]:
+        name, reason = "AICA", f"arises from the basilar artery {above:.1f} mm above the vertebrobasilar junction"
+    else:
+        name, reason, confidence = "unknown", f"arises high on the basilar artery ({above:.0f} mm above the junction)", 0.5
+    return Vessel(vid, name, confidence, [float(v) for v in origin_mm], reason)
 
 
 def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, config: dict | None = None) -> VesselMap:
@@ -216,17 +247,13 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
                 vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
             continue
-        origin_mm = _origin(piece, piece & touching[box]).mean(0) * GRID_MM + origin + corner * GRID_MM
-        above = float(origin_mm[2] - vbj)
-        margin = above + cfg["pica_below_vbj_mm"]
-        confidence = float(min(0.95, 0.5 + abs(margin) / 6.0))
-        if margin < 0:
-            name, reason = "PICA", f"arises from a vertebral artery {abs(above):.1f} mm below the vertebrobasilar junction"
-        elif above <= cfg["sca_above_vbj_mm"]:
-            name, reason = "AICA", f"arises from the basilar artery {above:.1f} mm above the vertebrobasilar junction"
-        else:
-            name, reason, confidence = "unknown", f"arises high on the basilar artery ({above:.0f} mm above the junction)", 0.5
-        vessels[vid] = Vessel(vid, name, confidence, [float(v) for v in origin_mm], reason)
+        origins = _origins(piece, piece & touching[box])
+        owner = _split_by_origin(piece, origins) if len(origins) > 1 else None
+        for k, place in enumerate(origins):
+            if k > 0:  # a second branch in the same piece: ids after all the pieces'
+                vid = 10 + n + len(vessels)
+                ids[box][owner == k] = vid
+            vessels[vid] = _branch(vid, place.mean(0) * GRID_MM + origin + corner * GRID_MM, vbj, cfg)
     _name_fragments(ids, vessels, cfg["fragment_bridge_mm"])
     return VesselMap(ids, origin, GRID_MM, vessels, vbj)
 
