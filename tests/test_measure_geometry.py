@@ -111,6 +111,24 @@ def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
     assert vessels[13].name == "AICA"
 
 
+def test_broken_branch_pieces_join_the_nearest_piece_first():
+    """A PICA broken twice (pieces 13 then 12, 1.5 mm apart) with an AICA ending 2 mm from the far piece:
+    the far piece continues the PICA through the middle piece, even though it is looked at first."""
+    ids = np.zeros((60, 20, 12), np.int32)
+    ids[0:20, 10:12, 4:6] = 11      # PICA, origin known, ends at x = 19
+    ids[37:50, 10:12, 4:6] = 12     # the far piece, 1.5 mm beyond the middle one
+    ids[22:35, 10:12, 4:6] = 13     # the middle piece, 1.5 mm beyond the PICA
+    ids[44:46, 0:7, 4:6] = 14       # AICA ending 2 mm from the far piece
+    vessels = {
+        11: Vessel(11, "PICA", 0.9, [0.0, 0.0, 0.0], "arises from a vertebral artery"),
+        12: Vessel(12, "AICA", 0.35, None, "branch not joined to the trunk in the image"),
+        13: Vessel(13, "AICA", 0.35, None, "branch not joined to the trunk in the image"),
+        14: Vessel(14, "AICA", 0.9, [0.0, 0.0, 0.0], "arises from the basilar artery"),
+    }
+    _name_fragments(ids, vessels, bridge_mm=2.0)
+    assert vessels[13].name == "PICA" and vessels[12].name == "PICA"
+
+
 def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, artery_r: float = 0.8, sub: int = 4):
     """A nerve along x and an artery along y crossing above it ``gap_mm`` apart, imaged with partial volume
     (each voxel the mean of sub**3 samples: CSF 1000, nerve 250, artery 100); labels by voxel centre."""

@@ -291,27 +291,35 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
             box, corner = crop(vid)
             points[vid] = (np.argwhere(ids[box] == vid) + corner) * GRID_MM
     named = [vid for vid in points if vessels[vid].origin_ras_mm is not None]
+    pending = [vid for vid in pending if vid in points]
     trees = {vid: cKDTree(points[vid]) for vid in named}
     origin_reason = {vid: vessels[vid].reason for vid in named}
-    changed = True
-    while changed and pending:
-        changed = False
-        for vid in [v for v in pending if v in points]:
-            gaps = {other: float(trees[other].query(points[vid], distance_upper_bound=bridge_mm + GRID_MM + 1e-6)[0].min())
-                    for other in named}
-            near = []
-            for other, gap in gaps.items():
-                if gap <= bridge_mm + GRID_MM:
-                    box, corner = crop(other)
-                    if _ends_near(ids[box] == other, points[vid] - corner * GRID_MM):
-                        near.append(other)
-            if not near:
-                continue
-            parent = vessels[min(near, key=gaps.get)]
-            origin_reason[vid] = origin_reason[parent.id]
-            vessels[vid] = Vessel(vid, parent.name, round(parent.confidence * 0.8, 2), parent.origin_ras_mm,
-                                  f"piece of a branch broken in the image ({gaps[parent.id]:.1f} mm gap); that branch {origin_reason[vid]}")
-            pending.remove(vid)
-            named.append(vid)
-            trees[vid] = cKDTree(points[vid])
-            changed = True
+    reach = bridge_mm + GRID_MM
+    gaps: dict[tuple[int, int], float] = {}   # (piece, named branch) -> mm
+    ends: dict[tuple[int, int], bool] = {}
+
+    def continues(vid: int, other: int) -> bool:
+        if (vid, other) not in ends:
+            box, corner = crop(other)
+            ends[vid, other] = _ends_near(ids[box] == other, points[vid] - corner * GRID_MM)
+        return ends[vid, other]
+
+    # the closest joins first, so a piece continues its nearest neighbour along the chain of pieces,
+    # not a branch that happened to be named before that neighbour was
+    while pending:
+        for vid in pending:
+            for other in named:
+                if (vid, other) not in gaps:
+                    gaps[vid, other] = float(trees[other].query(points[vid], distance_upper_bound=reach + 1e-6)[0].min())
+        candidates = sorted((gap, vid, other) for (vid, other), gap in gaps.items() if vid in pending and gap <= reach)
+        join = next(((gap, vid, other) for gap, vid, other in candidates if continues(vid, other)), None)
+        if join is None:
+            break
+        gap, vid, other = join
+        parent = vessels[other]
+        origin_reason[vid] = origin_reason[other]
+        vessels[vid] = Vessel(vid, parent.name, round(parent.confidence * 0.8, 2), parent.origin_ras_mm,
+                              f"piece of a branch broken in the image ({gap:.1f} mm gap); that branch {origin_reason[vid]}")
+        pending.remove(vid)
+        named.append(vid)
+        trees[vid] = cKDTree(points[vid])
