@@ -216,6 +216,9 @@ def _side(side: str, scene: _Scene, vessels: VesselMap, artery_ids: np.ndarray, 
 
 def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.ndarray | None, cfg: dict) -> list[LesionFindings]:
     out = []
+    components = lesion_components(scene.labels == Label.LESION, scene.affine, cfg["lesion_min_volume_mm3"])
+    if not components:
+        return out
     csf = float(np.percentile(image, 99.5)) if image is not None else None
     brainstem_index = np.argwhere(scene.labels == Label.BRAINSTEM)
     if all(courses.get(s) is not None for s in SIDES):
@@ -223,7 +226,7 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
         plane = MirrorPlane((right + left) / 2, (right - left) / np.linalg.norm(right - left))
     else:
         plane = MirrorPlane(np.array([scene.midline_x, 0.0, 0.0]), np.array([1.0, 0.0, 0.0]))
-    for index in lesion_components(scene.labels == Label.LESION, scene.affine, cfg["lesion_min_volume_mm3"]):
+    for index in components:
         centroid = (index @ scene.affine[:3, :3].T + scene.affine[:3, 3]).mean(0)
         side = "right" if centroid[0] >= scene.midline_x else "left"
         course = courses.get(side)

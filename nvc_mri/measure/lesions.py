@@ -110,12 +110,16 @@ class LesionMeasure:
 
 def lesion_components(lesion_mask: np.ndarray, affine: np.ndarray, min_volume_mm3: float) -> list[np.ndarray]:
     """Voxel index arrays of the 26-connected lesion components of at least ``min_volume_mm3``."""
-    labelled, n = ndimage.label(lesion_mask, structure=np.ones((3, 3, 3)))
+    found = ndimage.find_objects(lesion_mask.astype(np.uint8))
+    if not found:
+        return []
+    within = found[0]  # the lesion voxels' bounding box: labelling only there
+    labelled, n = ndimage.label(lesion_mask[within], structure=np.ones((3, 3, 3)))
     voxel = abs(np.linalg.det(affine[:3, :3]))
     sizes = np.bincount(labelled.ravel())[1:]
     order = np.argsort(sizes)[::-1]
     boxes = ndimage.find_objects(labelled)
-    return [np.argwhere(labelled[boxes[i]] == i + 1) + [b.start for b in boxes[i]]
+    return [np.argwhere(labelled[boxes[i]] == i + 1) + [b.start + w.start for b, w in zip(boxes[i], within)]
             for i in order if sizes[i] * voxel >= min_volume_mm3]
 
 
