@@ -196,16 +196,11 @@ def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray,
     """Indentation and displacement (mm) of the nerve by one artery in contact.
 
     Indentation: :func:`far_side_indentation`. Displacement: how far the nerve's axis at the contact
-    lies, away from the artery, off the course the nerve follows 4-8 mm to either side; only where the
-    nerve is free, past its root detachment point. Up to there it lies on the pons and its course
-    follows the brainstem's surface: an artery pressing on it there indents it, and the bend where it
-    leaves the pons would read as up to 1.5 mm of displacement against a baseline fitted across it.
+    lies, away from the artery, off the course the nerve follows 4-8 mm to either side.
     """
     indentation = far_side_indentation(course, approach, nerve_mask, local)
     if indentation is None:
         return approach.indentation_mm, 0.0
-    if approach.arc_mm <= course.detachment_mm:
-        return indentation, 0.0
     far_axis = course_baseline(course.points, course.arc_mm, approach.arc_mm, 4.0, 8.0)
     if far_axis is None:
         return indentation, 0.0
