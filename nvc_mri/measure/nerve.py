@@ -64,7 +64,7 @@ class NerveCourse:
         return float(self.arc_mm[-1] - self.arc_mm[0])
 
 
-def _voxel_graph(index: np.ndarray, spacing: float):
+def voxel_graph(index: np.ndarray, spacing: float):
     """Sparse 26-neighbour graph of voxels ``(N, 3)`` with mm edge lengths."""
     lower = index.min(0) - 1
     shifted = index - lower
@@ -102,7 +102,7 @@ def centreline(mask: np.ndarray, local: LocalLabels, medial_field: DistanceField
     own = mask[tuple(index.T)]
     if len(index) < 8:
         return None
-    graph = _voxel_graph(index, local.spacing)
+    graph = voxel_graph(index, local.spacing)
     far = _geodesic(graph, 0)
     a = int(np.argmax(np.where(np.isfinite(far), far, -1)))
     from_a = _geodesic(graph, a)

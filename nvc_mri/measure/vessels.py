@@ -2,10 +2,11 @@
 
 Trunk and branches are told apart by calibre: the trunk is what a ball of ``trunk_radius_mm``
 fits in (a morphological opening, computed exactly with distance transforms); branches are the
-rest. The vertebrobasilar junction (VBJ) is the highest level where the trunk still runs as two
-separate vessels. A branch is named by where it leaves the trunk: below the VBJ (from a VA) it
-is a PICA, above it (from the BA) an AICA, unless it arises high on the BA (superior
-cerebellar territory, named ``unknown``). Trunk below the VBJ is VA, above it BA.
+rest. The vertebrobasilar junction (VBJ) is where the two vertebral arteries' paths along the
+trunk join; the trunk beyond it is VA, the rest BA. A branch is named by where it leaves the
+trunk: below the VBJ (from a VA) it is a PICA, above it (from the BA) an AICA, unless it arises
+high on the BA (superior cerebellar territory, named ``unknown``). Two branches touching each
+other are split at their two origins; pieces of a branch broken in the image take its name.
 The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
 arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
 """
@@ -22,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
 from nvc_mri.measure.fields import local_labels
-from nvc_mri.measure.nerve import _voxel_graph
+from nvc_mri.measure.nerve import voxel_graph
 
 GRID_MM = 0.5
 SECOND_VERTEBRAL_MIN_MM = 8.0  # a trunk limb this long (mm, along the trunk) beside the first path is the other vertebral artery
@@ -105,7 +106,7 @@ def _vertebrobasilar_junction(trunk: np.ndarray, spacing: float, origin_z: float
     pieces, _ = ndimage.label(trunk, structure=np.ones((3, 3, 3)))
     main = pieces == pieces[tuple(index[np.argmax(index[:, 2])])]
     index = np.argwhere(main)
-    graph = _voxel_graph(index, spacing)
+    graph = voxel_graph(index, spacing)
     from_top, towards_top = dijkstra(graph, directed=False, indices=int(np.argmax(index[:, 2])), return_predecessors=True)
     path = [int(np.argmin(index[:, 2]))]  # the piece is connected: every voxel is reached
     while towards_top[path[-1]] >= 0:
@@ -171,7 +172,7 @@ def _split_by_origin(piece: np.ndarray, origins: list[np.ndarray]) -> np.ndarray
     sources = np.concatenate([node[tuple(o.T)] for o in origins])
     source_origin = np.full(len(index), -1)
     source_origin[sources] = np.concatenate([np.full(len(o), k) for k, o in enumerate(origins)])
-    _, _, nearest = dijkstra(_voxel_graph(index, GRID_MM), directed=False, indices=sources, min_only=True, return_predecessors=True)
+    _, _, nearest = dijkstra(voxel_graph(index, GRID_MM), directed=False, indices=sources, min_only=True, return_predecessors=True)
     owner = np.full(piece.shape, -1)
     owner[tuple(index.T)] = np.where(nearest >= 0, source_origin[np.maximum(nearest, 0)], 0)
     return owner
