@@ -65,17 +65,23 @@ class VesselMap:
         return np.where(distance <= 1.5, out, 0)
 
 
+def _ball(radius_voxels: float, closed: bool) -> np.ndarray:
+    """Voxel offsets within ``radius_voxels`` of the centre (``<=`` when ``closed``, else ``<``)."""
+    r = int(np.ceil(radius_voxels))
+    distance = np.linalg.norm(np.indices((2 * r + 1,) * 3) - r, axis=0)
+    return distance <= radius_voxels if closed else distance < radius_voxels
+
+
 def _opening(mask: np.ndarray, radius_mm: float, spacing: float) -> np.ndarray:
-    inside = ndimage.distance_transform_edt(mask, sampling=spacing)
-    core = inside >= radius_mm
+    """Morphological opening by a ball of ``radius_mm``: the voxels a ball of that radius fits in (exact on voxel centres).
+
+    Erosion keeps the voxels with no outside voxel closer than the radius; dilation then takes every
+    voxel within the radius of one kept. The volume's edge does not erode.
+    """
+    core = ndimage.binary_erosion(mask, structure=_ball(radius_mm / spacing, closed=False), border_value=1)
     if not core.any():
         return core
-    # dilate the core back, within its own box (the trunk is a small part of the arteries' box)
-    pad = int(np.ceil(radius_mm / spacing)) + 1
-    box = tuple(slice(max(b.start - pad, 0), b.stop + pad) for b in ndimage.find_objects(core.astype(np.uint8))[0])
-    opened = np.zeros_like(core)
-    opened[box] = ndimage.distance_transform_edt(~core[box], sampling=spacing) <= radius_mm
-    return opened
+    return ndimage.binary_dilation(core, structure=_ball(radius_mm / spacing, closed=True))
 
 
 def _drop_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:
