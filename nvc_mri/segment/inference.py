@@ -229,8 +229,6 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
     from scipy import ndimage
     from scipy.spatial import cKDTree
 
-    from nvc_mri.labels import Label
-
     pieces, n = ndimage.label(labels == value, structure=np.ones((3, 3, 3)))
     if n <= 1:
         return labels
@@ -263,8 +261,6 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
 def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
     """One brainstem piece (the largest near the midline); drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
     from scipy import ndimage
-
-    from nvc_mri.labels import Label
 
     keep_one_brainstem(labels, affine, float(config.get("brainstem_max_midline_offset_mm", np.inf)))
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
