@@ -159,12 +159,16 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
     artery_local = np.argwhere(local.labels == Label.ARTERY)
     if len(artery_local) == 0:
         return course, []
-    distance = nerve_tree.query(local.world(artery_local))[0] - local.spacing
-    local_ids = vessels.vessel_at(local.world(artery_local))
+    artery_world = local.world(artery_local)
+    reach_mm = cfg["near_vessel_mm"] + 1.0
+    distance = nerve_tree.query(artery_world, distance_upper_bound=reach_mm + local.spacing)[0] - local.spacing
+    if not np.isfinite(distance).any():  # no artery within reach: the nearest one is still measured
+        distance = nerve_tree.query(artery_world)[0] - local.spacing
+    local_ids = vessels.vessel_at(artery_world)
     reach = {int(v): float(distance[local_ids == v].min()) for v in np.unique(local_ids)}
     relations = []
     for vid in sorted(reach, key=reach.get):
-        if reach[vid] > cfg["near_vessel_mm"] + 1.0 and relations:
+        if reach[vid] > reach_mm and relations:
             break
         native = scene.points[Label.ARTERY][artery_ids == vid]
         if len(native) == 0:
