@@ -187,3 +187,51 @@ def test_tube_radius_corrects_the_labels_shrinkage_on_a_thin_tube():
     labels_radius = tube_radius(majority, voxel_mm3, axis)
     assert labels_radius < unbiased - 0.02
     assert abs(labels_radius + label_shrinkage_mm(labels_radius, direction[None], np.diag(voxel)) - unbiased) < 0.01
+
+
+def _attached_nerve_with_artery(sideways_push_mm: float, elevation_deg: float):
+    """A 0.6 mm nerve lying on a flat brainstem (surface z = 0, outward normal +z) along x for 6 mm from its root
+    exit point at x = 0, its root diving into the brainstem medially and its course lifting off the surface
+    laterally (z rises as 0.1 (x - 6)**2, the detachment bend). An artery of 0.8 mm radius touches it at x = 5.5
+    (attached segment) from the cistern, ``elevation_deg`` above the surface. ``sideways_push_mm``: the nerve
+    pushed along the surface, away from the artery (-y), by a Gaussian of that height (sd 1.5 mm) at the contact.
+
+    Returns (indentation, displacement) in mm without and with the brainstem's surface normal.
+    """
+    from nvc_mri.measure.contact import deformation
+    from nvc_mri.measure.fields import LocalLabels
+    from nvc_mri.segment.grid import WorldGrid
+
+    nerve_r, artery_r, spacing = 0.6, 0.8, 0.25
+    x = np.arange(-3.0, 16.0, 0.05)
+    y = -sideways_push_mm * np.exp(-0.5 * ((x - 5.5) / 1.5) ** 2)
+    z = np.where(x < 0, nerve_r + x, nerve_r + 0.1 * np.clip(x - 6.0, 0.0, None) ** 2)
+    axis = np.stack([x, y, z], 1)
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(axis, axis=0), axis=1))]
+    arc -= np.interp(0.0, x, arc)
+    s_contact = float(np.interp(5.5, x, arc))
+    course = NerveCourse(axis, arc, nerve_r, float(np.interp(6.0, x, arc)), z - nerve_r)
+    contact = course.point_at(s_contact)
+    towards = np.array([0.0, np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))])
+    artery_axis = contact + towards * (nerve_r + artery_r)
+    tube = ArteryTube(np.array([artery_axis, np.cross(towards, [1.0, 0.0, 0.0]), [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
+    approach = Approach(0.0, 0.0, 0.0, s_contact, contact + towards * nerve_r, contact + towards * nerve_r, tube)
+    origin = np.array([-4.0, -4.0, -3.0])
+    shape = tuple(int(n) for n in np.ceil((np.array([17.0, 4.0, 8.0]) - origin) / spacing))
+    centres = np.stack(np.meshgrid(*[origin[k] + np.arange(shape[k]) * spacing for k in range(3)], indexing="ij"), -1)
+    mask = (cKDTree(axis).query(centres.reshape(-1, 3))[0] <= nerve_r).reshape(shape)
+    local = LocalLabels(mask.astype(np.uint8), WorldGrid(tuple(origin), spacing, shape))
+    normal = np.array([0.0, 0.0, 1.0])
+    return deformation(course, approach, mask, local), deformation(course, approach, mask, local, normal)
+
+
+def test_detachment_bend_is_not_displacement_of_an_attached_nerve():
+    """Judged from its course 4-8 mm to either side (the root diving into the brainstem on one side, the nerve
+    lifting off it on the other), the attached stretch near the detachment point seems pushed into the brainstem.
+    An attached nerve can only be pushed along the surface: without the surface normal the bend reads as a
+    displacement deformity (>= 0.5 mm); with it, it does not, while a push along the surface is still measured."""
+    (_, bend_without_normal), (_, bend_with_normal) = _attached_nerve_with_artery(0.0, 70.0)
+    assert bend_without_normal >= 0.5
+    assert bend_with_normal < 0.1
+    _, (_, pushed) = _attached_nerve_with_artery(0.8, 0.0)
+    assert 0.65 < pushed < 0.9

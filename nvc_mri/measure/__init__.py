@@ -17,7 +17,15 @@ from nvc_mri.config import load_config
 from nvc_mri.labels import Label
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, closest_approach, deformation
-from nvc_mri.measure.fields import DistanceField, LocalLabels, box_around, distance_field, local_labels, signed_distance_mm
+from nvc_mri.measure.fields import (
+    DistanceField,
+    LocalLabels,
+    box_around,
+    distance_field,
+    local_labels,
+    signed_distance_mm,
+    surface_normal,
+)
 from nvc_mri.measure.findings import (
     ArteryRelation,
     Conflict,
@@ -87,9 +95,12 @@ def _touching(approach: Approach, cleft: float | None, cfg: dict) -> bool:
 
 
 def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
-              with_segment: bool, cleft: float | None) -> ArteryRelation:
+              with_segment: bool, cleft: float | None, brainstem_sdf=None) -> ArteryRelation:
     contact = _touching(approach, cleft, cfg)
-    indentation, displacement = deformation(course, approach, nerve_mask, local) if contact else (0.0, 0.0)
+    normal = None
+    if contact and brainstem_sdf is not None and 0.0 <= approach.arc_mm <= course.detachment_mm:
+        normal = surface_normal(brainstem_sdf, course.point_at(approach.arc_mm))
+    indentation, displacement = deformation(course, approach, nerve_mask, local, normal) if contact else (0.0, 0.0)
     deformed = contact and (indentation >= cfg["deformity_min_indentation_mm"] or displacement >= cfg["deformity_min_displacement_mm"])
     return ArteryRelation(
         vessel=vessel.name if vessel else "unknown", vessel_confidence=round(vessel.confidence, 2) if vessel else 0.0,
@@ -181,7 +192,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
             cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
         relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
-                                   cleft))
+                                   cleft, brainstem_sdf))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
     return course, relations
 

@@ -192,11 +192,15 @@ def far_side_indentation(course: NerveCourse, approach: Approach, nerve_mask: np
     return max(course.radius_mm + tube.radius_mm - axis_distance, 0.0)
 
 
-def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels) -> tuple[float, float]:
+def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels,
+                brainstem_normal: np.ndarray | None = None) -> tuple[float, float]:
     """Indentation and displacement (mm) of the nerve by one artery in contact.
 
     Indentation: :func:`far_side_indentation`. Displacement: how far the nerve's axis at the contact
-    lies, away from the artery, off the course the nerve follows 4-8 mm to either side.
+    lies, away from the artery, off the course the nerve follows 4-8 mm to either side. Where the
+    nerve is attached to the brainstem (``brainstem_normal`` given: the surface's outward unit normal
+    there) it can move only along the surface: its course leaving the surface beyond the detachment
+    point bends it along the normal, and that is not displacement.
     """
     indentation = far_side_indentation(course, approach, nerve_mask, local)
     if indentation is None:
@@ -207,4 +211,7 @@ def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray,
     axis = course.point_at(approach.arc_mm)
     away = axis - approach.artery_point_mm
     away /= max(np.linalg.norm(away), 1e-9)
-    return indentation, max(float((axis - far_axis) @ away), 0.0)
+    shift = axis - far_axis
+    if brainstem_normal is not None:
+        shift = shift - (shift @ brainstem_normal) * brainstem_normal
+    return indentation, max(float(shift @ away), 0.0)

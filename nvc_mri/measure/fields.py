@@ -48,6 +48,20 @@ class DistanceField:
         return sample(self.values, index, fill=np.inf)
 
 
+def surface_normal(sdf, point_mm: np.ndarray, step_mm: float = 0.5) -> np.ndarray | None:
+    """Outward unit normal of a surface at ``point_mm`` from its signed distance ``sdf`` (central differences, mm).
+
+    None where the distance is not known around the point.
+    """
+    offsets = np.vstack([np.eye(3), -np.eye(3)]) * step_mm
+    values = sdf(np.asarray(point_mm, float) + offsets)
+    if not np.all(np.isfinite(values)):
+        return None
+    gradient = values[:3] - values[3:]
+    norm = float(np.linalg.norm(gradient))
+    return gradient / norm if norm > 1e-9 else None
+
+
 def distance_field(mask: np.ndarray, local: LocalLabels, box: tuple[slice, slice, slice] | None = None) -> DistanceField:
     """:func:`signed_distance_mm` of ``mask`` (on ``local``'s grid), optionally only inside ``box``."""
     box = box or tuple(slice(0, n) for n in mask.shape)
