@@ -235,3 +235,41 @@ def test_detachment_bend_is_not_displacement_of_an_attached_nerve():
     assert bend_with_normal < 0.1
     _, (_, pushed) = _attached_nerve_with_artery(0.8, 0.0)
     assert 0.65 < pushed < 0.9
+
+
+def test_indentation_at_the_root_exit_point_is_judged_outside_the_brainstem():
+    """A 0.6 mm nerve lying on a flat brainstem (surface z = 0, its axis 0.8 radii above it, as the phantom draws
+    it), whose label carries on 1 mm into the brainstem along its root (straight down at the root exit point);
+    an artery of 0.8 mm radius presses on it from above there, 0.4 mm deep. Rays through the nerve find its far
+    side at the bottom of the root, deep in the brainstem, unless the labels more than half a voxel of the 0.25 mm
+    measuring grid inside the brainstem are left out."""
+    from nvc_mri.measure.contact import far_side_indentation
+    from nvc_mri.measure.fields import LocalLabels
+    from nvc_mri.measure.nerve import extra_axial
+    from nvc_mri.segment.grid import WorldGrid
+
+    nerve_r, artery_r, depth, spacing = 0.6, 0.8, 0.4, 0.25
+    height = 0.8 * nerve_r
+    root = np.stack([np.zeros(31), np.zeros(31), np.linspace(-1.0, height, 31)], 1)
+    lying = np.stack([np.arange(0.0, 10.0, 0.05), np.zeros(200), np.full(200, height)], 1)
+    # the centreline the labels give follows the nerve along the surface (it cannot resolve the root's bend)
+    course = NerveCourse(lying, lying[:, 0], nerve_r, 6.0, np.zeros(200))
+    artery_axis = np.array([0.0, 0.0, height + nerve_r + artery_r - depth])  # crossing along y over the root
+    tube = ArteryTube(np.array([artery_axis, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
+    approach = Approach(0.0, 0.0, depth, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube)
+    axis = np.vstack([root, lying])
+    origin = np.array([-3.0, -3.0, -3.0])
+    shape = tuple(int(n) for n in np.ceil((np.array([11.0, 3.0, 4.0]) - origin) / spacing))
+    centres = np.stack(np.meshgrid(*[origin[k] + np.arange(shape[k]) * spacing for k in range(3)], indexing="ij"), -1)
+    flat = centres.reshape(-1, 3)
+    in_artery = np.linalg.norm((flat - artery_axis)[:, [0, 2]], axis=1) <= artery_r
+    mask = ((cKDTree(axis).query(flat)[0] <= nerve_r) & ~in_artery).reshape(shape)
+    local = LocalLabels(mask.astype(np.uint8), WorldGrid(tuple(origin), spacing, shape))
+
+    def brainstem_sdf(points):
+        return np.atleast_2d(points)[:, 2]
+
+    whole = far_side_indentation(course, approach, mask, local)
+    outside = far_side_indentation(course, approach, extra_axial(mask, local, brainstem_sdf, spacing / 2), local)
+    assert whole < 0.1
+    assert abs(outside - depth) < 0.1

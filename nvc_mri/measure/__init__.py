@@ -43,7 +43,7 @@ from nvc_mri.measure.lesions import (
     measure_lesion,
     type_guess,
 )
-from nvc_mri.measure.nerve import NerveCourse, brainstem_for_landmarks, nerve_course
+from nvc_mri.measure.nerve import NerveCourse, brainstem_for_landmarks, extra_axial, nerve_course
 from nvc_mri.measure.vessels import VesselMap, name_vessels
 from nvc_mri.segment.inference import volume_centre_mm
 from nvc_mri.segments import in_root_exit_zone, nerve_segment
@@ -167,6 +167,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         return None, []
     nerve_mask = local.labels == value
     nerve_tree = cKDTree(local.world(np.argwhere(nerve_mask)))
+    outside_brainstem = extra_axial(nerve_mask, local, brainstem_sdf, local.spacing / 2)  # its deformation is judged there
     artery_local = np.argwhere(local.labels == Label.ARTERY)
     if len(artery_local) == 0:
         return course, []
@@ -191,7 +192,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         cleft = None
         if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
             cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
-        relations.append(_relation(course, approach, nerve_mask, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
+        relations.append(_relation(course, approach, outside_brainstem, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
                                    cleft, brainstem_sdf))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
     return course, relations

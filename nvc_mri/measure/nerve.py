@@ -216,6 +216,23 @@ def brainstem_for_landmarks(brainstem: np.ndarray, spacing: float, close_mm: flo
     return closing(brainstem, close_mm, spacing)
 
 
+def extra_axial(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceField, depth_mm: float) -> np.ndarray:
+    """The nerve's labels outside the brainstem: ``mask`` less its voxels more than ``depth_mm`` inside it.
+
+    A nerve label may carry on into the brainstem along its root (the phantom's labels do); an artery
+    pressing on the nerve at its root exit point would then seem to leave the nerve's far side in place
+    deep inside the brainstem. The nerve itself lies on the brainstem's surface, within the labels'
+    resolution of it.
+    """
+    index = np.argwhere(mask)
+    deep = brainstem_sdf(local.world(index)) < -depth_mm
+    if not deep.any():
+        return mask
+    out = mask.copy()
+    out[tuple(index[deep].T)] = False
+    return out
+
+
 def nerve_course(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceField, attach_tolerance_mm: float,
                  voxels_mm: np.ndarray, voxel_mm3: float, voxel_axes_mm: np.ndarray | None = None) -> NerveCourse | None:
     """Centreline, radius, REP and RDP of one nerve on a local grid (None when not traceable).
