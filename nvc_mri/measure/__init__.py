@@ -95,7 +95,7 @@ def _touching(approach: Approach, cleft: float | None, cfg: dict) -> bool:
 
 
 def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, local: LocalLabels, vessel, cfg: dict,
-              with_segment: bool, cleft: float | None, brainstem_sdf=None) -> ArteryRelation:
+              with_segment: bool, cleft: float | None, brainstem_sdf: DistanceField | None = None) -> ArteryRelation:
     contact = _touching(approach, cleft, cfg)
     normal = None
     if contact and brainstem_sdf is not None and 0.0 <= approach.arc_mm <= course.detachment_mm:
@@ -161,16 +161,15 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
     """Trace one nerve and measure every artery within reach."""
     local, brainstem_sdf = region.local, region.brainstem_sdf
     voxel_axes = scene.affine[:3, :3]
-    course = nerve_course(local.labels == value, local, brainstem_sdf, seg_cfg["attach_tolerance_mm"], nerve_pts, scene.voxel_mm3,
-                          voxel_axes)
+    nerve_mask = local.labels == value
+    course = nerve_course(nerve_mask, local, brainstem_sdf, seg_cfg["attach_tolerance_mm"], nerve_pts, scene.voxel_mm3, voxel_axes)
     if course is None:
         return None, []
-    nerve_mask = local.labels == value
     nerve_tree = cKDTree(local.world(np.argwhere(nerve_mask)))
-    outside_brainstem = extra_axial(nerve_mask, local, brainstem_sdf, local.spacing / 2)  # its deformation is judged there
     artery_local = np.argwhere(local.labels == Label.ARTERY)
     if len(artery_local) == 0:
         return course, []
+    outside_brainstem = extra_axial(nerve_mask, local, brainstem_sdf, local.spacing / 2)  # its deformation is judged there
     artery_world = local.world(artery_local)
     reach_mm = cfg["near_vessel_mm"] + 1.0
     distance = nerve_tree.query(artery_world, distance_upper_bound=reach_mm + local.spacing)[0] - local.spacing
