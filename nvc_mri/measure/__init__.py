@@ -8,6 +8,7 @@ RAS+ world mm; thresholds come from ``configs/contact.yaml`` and ``configs/nerve
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -313,9 +314,11 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     vessels = name_vessels(labels, affine, int(Label.ARTERY), cfg)
     artery_ids = vessels.vessel_at(scene.points[Label.ARTERY]) if len(scene.points[Label.ARTERY]) else np.zeros(0, int)
     t_vessels = time.perf_counter() - t0
-    sides, courses = {}, {}
-    for side in ("right", "left"):
-        sides[side], courses[side] = _side(side, scene, vessels, artery_ids, cfg, seg_cfg)
+    # the two sides share nothing they change; NumPy, SciPy and torch release the GIL for much of the work
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        measured = dict(zip(SIDES, pool.map(lambda side: _side(side, scene, vessels, artery_ids, cfg, seg_cfg), SIDES)))
+    sides = {side: findings for side, (findings, _) in measured.items()}
+    courses = {side: course for side, (_, course) in measured.items()}
     t_sides = time.perf_counter() - t0 - t_vessels
     lesions = _lesions(scene, courses, image, cfg)
     warnings = [f"{s}: {f.reason}" for s, f in sides.items() if f.reason]
