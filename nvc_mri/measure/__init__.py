@@ -73,6 +73,8 @@ class _Scene:
                        for v in Label if v != Label.BACKGROUND}
         brainstem = self.points[Label.BRAINSTEM]
         self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(volume_centre_mm(labels.shape, affine)[0])
+        # built here, not on first use: both sides are measured at once
+        self._brainstem_tree = cKDTree(brainstem[:: max(1, len(brainstem) // 50_000)]) if len(brainstem) else None
 
     def on_side(self, value: int, side: str) -> np.ndarray:
         pts = self.points[value]
@@ -81,11 +83,8 @@ class _Scene:
     def nerve_on_side(self, value: int, side: str, reach_mm: float) -> np.ndarray:
         """Nerve points on one side within ``reach_mm`` of the brainstem (stray labels elsewhere are not this nerve)."""
         pts = self.on_side(value, side)
-        brainstem = self.points[Label.BRAINSTEM]
-        if len(pts) == 0 or len(brainstem) == 0:
+        if len(pts) == 0 or self._brainstem_tree is None:
             return pts
-        if not hasattr(self, "_brainstem_tree"):
-            self._brainstem_tree = cKDTree(brainstem[:: max(1, len(brainstem) // 50_000)])
         return pts[self._brainstem_tree.query(pts, distance_upper_bound=reach_mm)[0] <= reach_mm]
 
 

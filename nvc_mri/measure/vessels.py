@@ -1,7 +1,7 @@
 """The artery tree split into named vessels: vertebral (VA), basilar (BA), and their branches.
 
 Trunk and branches are told apart by calibre: the trunk is what a ball of ``trunk_radius_mm``
-fits in (a morphological opening, computed exactly with distance transforms); branches are the
+fits in (a morphological opening by an exact ball on the vessel grid); branches are the
 rest. The vertebrobasilar junction (VBJ) is where the two vertebral arteries' paths along the
 trunk join; the trunk beyond it is VA, the rest BA. A branch is named by where it leaves the
 trunk: below the VBJ (from a VA) it is a PICA, above it (from the BA) an AICA, unless it arises
