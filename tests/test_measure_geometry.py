@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from nvc_mri.measure.branch_tracks import follow_branches
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, ArteryTube, local_tube
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
-from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_origin, name_vessels
+from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_course, name_vessels
 
 
 def _voxels_of_tube(axis: np.ndarray, radius: float, spacing: float) -> np.ndarray:
@@ -63,10 +64,32 @@ def test_two_branches_that_touch_are_split_at_the_origin_nearer_along_the_vessel
     touch[55:58, 4:6, 4:6] = True   # the AICA's origin
     origins = _origins(piece, touch)
     assert len(origins) == 2
-    owner = _split_by_origin(piece, origins)
+    owner = _split_by_course(piece, origins)
     first = int(np.argmin([o[:, 0].mean() for o in origins]))
     assert np.all(owner[2:28, 4:6, 4:6] == first) and np.all(owner[32:58, 4:6, 4:6] == 1 - first)
     assert np.all(owner[~piece] == -1)
+
+
+def test_a_branch_is_followed_straight_through_the_place_it_crosses_another():
+    """A PICA (origin at x = 0) crosses an AICA 5 mm from the AICA's origin and 20 mm from its own, at 45 degrees,
+    and runs on 15 mm. Split by the nearer origin, its far part would be AICA; followed through the crossing, it is PICA."""
+    spacing = 0.5
+    pica = _polyline([0, 0, 0], [20, 0, 0], [35, 0, 0])
+    aica = _polyline([20 - 5 / np.sqrt(2), -5 / np.sqrt(2), 0], [20 + 12 / np.sqrt(2), 12 / np.sqrt(2), 0])
+    mm = np.vstack([_voxels_of_tube(axis, 0.9, spacing) for axis in (pica, aica)])
+    lower = mm.min(0) - 2
+    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
+    piece = np.zeros(index.max(0) + 3, bool)
+    piece[tuple(index.T)] = True
+    origin_voxels = [np.argwhere(piece & (np.linalg.norm(np.indices(piece.shape).T * spacing + lower - p, axis=-1).T <= 1.2))
+                     for p in (pica[0], aica[0])]
+    courses = follow_branches(piece, origin_voxels, spacing)
+    assert courses is not None and len(courses) == 2
+    owner = _split_by_course(piece, courses)
+    at = lambda p: owner[tuple(np.round((np.asarray(p) - lower) / spacing).astype(int))]  # noqa: E731
+    assert at([10, 0, 0]) == 0 and at([32, 0, 0]) == 0              # the PICA before and beyond the crossing
+    assert at(aica[0] + [0.5, 0.5, 0]) == 1 and at(aica[-1]) == 1    # the AICA before and beyond it
+    assert _split_by_course(piece, origin_voxels)[tuple(np.round((np.array([32, 0, 0]) - lower) / spacing).astype(int))] == 1
 
 
 def _polyline(*corners, step: float = 0.1) -> np.ndarray:

@@ -6,7 +6,9 @@ rest. The vertebrobasilar junction (VBJ) is where the two vertebral arteries' pa
 trunk join; the trunk beyond it is VA, the rest BA. A branch is named by where it leaves the
 trunk: below the VBJ (from a VA) it is a PICA, above it (from the BA) an AICA, unless it arises
 high on the BA (superior cerebellar territory, named ``unknown``). Two branches touching each
-other are split at their two origins; pieces of a branch broken in the image take its name.
+other make one piece with two origins; each is followed from its origin straight through the
+place they touch (:mod:`nvc_mri.measure.branch_tracks`) and the piece is split between the two
+courses. Pieces of a branch broken in the image take its name.
 The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
 arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
 """
@@ -22,6 +24,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
+from nvc_mri.measure.branch_tracks import follow_branches
 from nvc_mri.measure.fields import local_labels
 from nvc_mri.measure.nerve import voxel_graph
 
@@ -170,17 +173,17 @@ def _origins(piece: np.ndarray, touch: np.ndarray) -> list[np.ndarray]:
     return [np.argwhere(clusters == c) for c in ends]
 
 
-def _split_by_origin(piece: np.ndarray, origins: list[np.ndarray]) -> np.ndarray:
-    """Which origin (index into ``origins``) each voxel of ``piece`` is nearest to along the piece (int array, -1 outside)."""
+def _split_by_course(piece: np.ndarray, courses: list[np.ndarray]) -> np.ndarray:
+    """Which course (index into ``courses``, voxel index arrays) each voxel of ``piece`` is nearest to along the piece (int array, -1 outside)."""
     index = np.argwhere(piece)
     node = np.full(piece.shape, -1, np.int64)
     node[tuple(index.T)] = np.arange(len(index))
-    sources = np.concatenate([node[tuple(o.T)] for o in origins])
-    source_origin = np.full(len(index), -1)
-    source_origin[sources] = np.concatenate([np.full(len(o), k) for k, o in enumerate(origins)])
+    sources = np.concatenate([node[tuple(c.T)] for c in courses])
+    source_course = np.full(len(index), -1)
+    source_course[sources] = np.concatenate([np.full(len(c), k) for k, c in enumerate(courses)])
     _, _, nearest = dijkstra(voxel_graph(index, GRID_MM), directed=False, indices=sources, min_only=True, return_predecessors=True)
     owner = np.full(piece.shape, -1)
-    owner[tuple(index.T)] = np.where(nearest >= 0, source_origin[np.maximum(nearest, 0)], 0)
+    owner[tuple(index.T)] = np.where(nearest >= 0, source_course[np.maximum(nearest, 0)], 0)
     return owner
 
 
@@ -255,7 +258,9 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
             continue
         origins = _origins(piece, piece & touching[box])
-        owner = _split_by_origin(piece, origins) if len(origins) > 1 else None
+        owner = None
+        if len(origins) > 1:
+            owner = _split_by_course(piece, follow_branches(piece, origins, GRID_MM) or origins)
         for k, place in enumerate(origins):
             if k > 0:  # a second branch in the same piece: ids after all the pieces'
                 vid = 10 + n + len(vessels)
