@@ -48,8 +48,12 @@ def skeleton_stretches(mask: np.ndarray, spacing: float) -> list[Stretch]:
     graph = voxel_graph(index, spacing)
     graph = (graph + graph.T).tocsr()
     junction = np.diff(graph.indptr) >= 3
-    crossing = np.full(len(index), -1)
-    crossing[junction] = connected_components(graph[junction][:, junction], directed=False)[1]
+    crossing = _junction_clusters(graph, junction)
+    # a voxel between two junctions (next to both) joins them into one
+    between = [v for v in np.flatnonzero(~junction) if len({crossing[j] for j in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]} - {-1}) >= 2]
+    if between:
+        junction[between] = True
+        crossing = _junction_clusters(graph, junction)
     plain = np.flatnonzero(~junction)
     n_stretch, member_of = connected_components(graph[plain][:, plain], directed=False)
     stretch_of = np.full(len(index), -1)
@@ -60,6 +64,13 @@ def skeleton_stretches(mask: np.ndarray, spacing: float) -> list[Stretch]:
         ends = tuple(max((crossing[j] for j in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]), default=-1) for v in (order[0], order[-1]))
         stretches.append(Stretch(index[order], ends))
     return _merge_close_junctions(stretches, spacing)
+
+
+def _junction_clusters(graph, junction: np.ndarray) -> np.ndarray:
+    """Cluster id of each junction voxel (neighbouring junction voxels are one cluster), -1 elsewhere."""
+    crossing = np.full(len(junction), -1)
+    crossing[junction] = connected_components(graph[junction][:, junction], directed=False)[1]
+    return crossing
 
 
 def _walk(graph, members: np.ndarray, stretch_of: np.ndarray, s: int) -> list[int]:
