@@ -92,6 +92,24 @@ def test_a_branch_is_followed_straight_through_the_place_it_crosses_another():
     assert _split_by_course(piece, origin_voxels)[tuple(np.round((np.array([32, 0, 0]) - lower) / spacing).astype(int))] == 1
 
 
+def test_branches_crossing_at_a_small_angle_keep_their_own_far_parts():
+    """Two 1 mm tubes crossing at 30 degrees: the skeleton draws the crossing as two junctions joined by a few-mm
+    bridge, so the direction into the second junction is the bridge's. Each branch is still followed into its
+    own far part (the direction it arrived in, before the bridge, is what counts)."""
+    spacing, centre = 0.5, np.array([20.0, 20.0, 5.0])
+    directions = [np.array([1.0, 0.0, 0.0]), np.array([np.cos(np.pi / 6), np.sin(np.pi / 6), 0.0])]
+    piece = np.zeros((80, 80, 20), bool)
+    centres = np.indices(piece.shape).transpose(1, 2, 3, 0) * spacing
+    for d in directions:
+        along = (centres - centre) @ d
+        radial = np.linalg.norm(centres - centre - along[..., None] * d, axis=-1)
+        piece |= (radial <= 1.0) & (np.abs(along) <= 15.0)
+    origins = [np.argwhere(piece & (np.linalg.norm(centres - (centre - 14.5 * d), axis=-1) <= 1.2)) for d in directions]
+    owner = _split_by_course(piece, follow_branches(piece, origins, spacing))
+    far_ends = [tuple(np.round((centre + 13.0 * d) / spacing).astype(int)) for d in directions]
+    assert [owner[far] for far in far_ends] == [0, 1]
+
+
 def _polyline(*corners, step: float = 0.1) -> np.ndarray:
     corners = [np.asarray(c, float) for c in corners]
     return np.vstack([a + np.outer(np.linspace(0, 1, max(int(np.linalg.norm(b - a) / step), 2)), b - a) for a, b in zip(corners, corners[1:])])

@@ -20,6 +20,7 @@ from nvc_mri.measure.nerve import voxel_graph
 CROSSING_MM = 2.0   # junctions joined by a skeleton stretch shorter than this are one crossing
 SPUR_MM = 2.0       # a loose-ended skeleton stretch shorter than this is a bump on the label, not a vessel
 DIRECTION_MM = 3.0  # a stretch's direction is taken over this length from its end
+ARRIVAL_MM = 6.0    # a course's direction into a crossing is taken over this length of it
 
 
 @dataclass
@@ -135,8 +136,9 @@ def _course(stretches: list[Stretch], meeting: dict, start: np.ndarray, spacing:
     first = stretches[k].voxels
     leave = 1 if np.linalg.norm(first[0] - start) <= np.linalg.norm(first[-1] - start) else 0
     course = [(k, 1.0)]
+    travelled = [first if leave == 1 else first[::-1]]
     while stretches[k].ends[leave] >= 0:
-        arriving = -stretches[k].direction_from(leave, spacing)
+        arriving = _arriving_direction(np.concatenate(travelled), spacing)
         options = [(float(arriving @ stretches[j].direction_from(end, spacing)), j, end)
                    for j, end in meeting[stretches[k].ends[leave]]
                    if j not in {c for c, _ in course} and not _is_spur(stretches[j], spacing)]
@@ -144,8 +146,17 @@ def _course(stretches: list[Stretch], meeting: dict, start: np.ndarray, spacing:
             break
         cosine, k, end = max(options)
         course.append((k, cosine))
+        travelled.append(stretches[k].voxels if end == 0 else stretches[k].voxels[::-1])
         leave = 1 - end
     return course
+
+
+def _arriving_direction(path: np.ndarray, spacing: float) -> np.ndarray:
+    """Unit direction of the last ``ARRIVAL_MM`` of a course (voxel path in travel order): through a crossing
+    that the skeleton draws as two junctions and a short bridge, the direction before the bridge."""
+    back = path[max(0, len(path) - 1 - int(ARRIVAL_MM / spacing))]
+    d = (path[-1] - back).astype(float)
+    return d / max(np.linalg.norm(d), 1e-9)
 
 
 def _is_spur(stretch: Stretch, spacing: float) -> bool:
