@@ -23,7 +23,7 @@ DIRECTION_MM = 3.0  # a stretch's direction is taken over this length from its e
 ARRIVAL_MM = 6.0    # a course's direction into a crossing is taken over this length of it
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stretch:
     """Skeleton voxels between two junctions (or a junction and a free end), in order."""
 
@@ -51,7 +51,7 @@ def skeleton_stretches(mask: np.ndarray, spacing: float) -> list[Stretch]:
     junction = np.diff(graph.indptr) >= 3
     crossing = _junction_clusters(graph, junction)
     # a voxel between two junctions (next to both) joins them into one
-    between = [v for v in np.flatnonzero(~junction) if len({crossing[j] for j in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]} - {-1}) >= 2]
+    between = [v for v in np.flatnonzero(~junction) if len({crossing[j] for j in _neighbours(graph, v)} - {-1}) >= 2]
     if between:
         junction[between] = True
         crossing = _junction_clusters(graph, junction)
@@ -62,9 +62,13 @@ def skeleton_stretches(mask: np.ndarray, spacing: float) -> list[Stretch]:
     stretches = []
     for s in range(n_stretch):
         order = _walk(graph, np.flatnonzero(stretch_of == s), stretch_of, s)
-        ends = tuple(max((crossing[j] for j in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]), default=-1) for v in (order[0], order[-1]))
+        ends = tuple(max((crossing[j] for j in _neighbours(graph, v)), default=-1) for v in (order[0], order[-1]))
         stretches.append(Stretch(index[order], ends))
     return _merge_close_junctions(stretches, spacing)
+
+
+def _neighbours(graph, v: int) -> np.ndarray:
+    return graph.indices[graph.indptr[v]:graph.indptr[v + 1]]
 
 
 def _junction_clusters(graph, junction: np.ndarray) -> np.ndarray:
@@ -76,11 +80,11 @@ def _junction_clusters(graph, junction: np.ndarray) -> np.ndarray:
 
 def _walk(graph, members: np.ndarray, stretch_of: np.ndarray, s: int) -> list[int]:
     """Members of a junction-free skeleton stretch in order along it, from an end."""
-    degree_inside = [sum(stretch_of[j] == s for j in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]) for v in members]
+    degree_inside = [sum(stretch_of[j] == s for j in _neighbours(graph, v)) for v in members]
     order, seen = [int(members[int(np.argmin(degree_inside))])], set()
     seen.add(order[0])
     while True:
-        step = [j for j in graph.indices[graph.indptr[order[-1]]:graph.indptr[order[-1] + 1]] if stretch_of[j] == s and j not in seen]
+        step = [j for j in _neighbours(graph, order[-1]) if stretch_of[j] == s and j not in seen]
         if not step:
             return order
         order.append(int(step[0]))
@@ -88,6 +92,7 @@ def _walk(graph, members: np.ndarray, stretch_of: np.ndarray, s: int) -> list[in
 
 
 def _merge_close_junctions(stretches: list[Stretch], spacing: float) -> list[Stretch]:
+    """Stretches without those shorter than ``CROSSING_MM`` between two junctions, whose junctions become one crossing."""
     parent: dict[int, int] = {}
 
     def root(c: int) -> int:
@@ -109,7 +114,9 @@ def follow_branches(piece: np.ndarray, origins: list[np.ndarray], spacing: float
 
     Each course starts on the skeleton stretch nearest its origin and goes on, at every crossing,
     into the stretch whose direction differs least from the one it arrives in. A stretch two courses
-    enter goes to the one that bends less into it. None when the piece has no usable skeleton.
+    enter goes to the one that bends less into it; one both start on (two branches joined end to end)
+    to neither, so the piece is split along it as between the origins. None when the piece has no
+    usable skeleton.
     """
     stretches = skeleton_stretches(piece, spacing)
     if not stretches:
@@ -124,9 +131,12 @@ def follow_branches(piece: np.ndarray, origins: list[np.ndarray], spacing: float
         for k, straightness in _course(stretches, meeting, origin.mean(0), spacing):
             if k not in claims or straightness > claims[k][1]:
                 claims[k] = (b, straightness)
+            elif straightness == claims[k][1]:
+                claims[k] = (-1, straightness)
     courses = [[origin] for origin in origins]
     for k, (b, _) in claims.items():
-        courses[b].append(stretches[k].voxels)
+        if b >= 0:
+            courses[b].append(stretches[k].voxels)
     return [np.concatenate(c) for c in courses]
 
 
@@ -135,17 +145,18 @@ def _course(stretches: list[Stretch], meeting: dict, start: np.ndarray, spacing:
     k = min(range(len(stretches)), key=lambda i: np.linalg.norm(stretches[i].voxels - start, axis=1).min())
     first = stretches[k].voxels
     leave = 1 if np.linalg.norm(first[0] - start) <= np.linalg.norm(first[-1] - start) else 0
-    course = [(k, 1.0)]
+    course, taken = [(k, 1.0)], {k}
     travelled = [first if leave == 1 else first[::-1]]
     while stretches[k].ends[leave] >= 0:
         arriving = _arriving_direction(np.concatenate(travelled), spacing)
         options = [(float(arriving @ stretches[j].direction_from(end, spacing)), j, end)
                    for j, end in meeting[stretches[k].ends[leave]]
-                   if j not in {c for c, _ in course} and not _is_spur(stretches[j], spacing)]
+                   if j not in taken and not _is_spur(stretches[j], spacing)]
         if not options:
             break
         cosine, k, end = max(options)
         course.append((k, cosine))
+        taken.add(k)
         travelled.append(stretches[k].voxels if end == 0 else stretches[k].voxels[::-1])
         leave = 1 - end
     return course
