@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.spatial import cKDTree
 
 from nvc_mri.measure.branch_tracks import follow_branches
 from nvc_mri.measure.cleft import csf_cleft_fraction
-from nvc_mri.measure.contact import Approach, ArteryTube, local_tube
+from nvc_mri.measure.contact import Approach, ArteryTube, deformation, local_tube
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
 from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_course, name_vessels
 
@@ -253,7 +254,6 @@ def _attached_nerve_with_artery(sideways_push_mm: float, elevation_deg: float):
 
     Returns (indentation, displacement) in mm without and with the brainstem's surface normal.
     """
-    from nvc_mri.measure.contact import deformation
     from nvc_mri.measure.fields import LocalLabels
     from nvc_mri.segment.grid import WorldGrid
 
@@ -292,18 +292,15 @@ def test_detachment_bend_is_not_displacement_of_an_attached_nerve():
     assert 0.65 < pushed < 0.9
 
 
-def test_indentation_at_the_root_exit_point_is_judged_outside_the_brainstem():
+def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: float = 0.25):
     """A 0.6 mm nerve lying on a flat brainstem (surface z = 0, its axis 0.8 radii above it, as the phantom draws
     it), whose label carries on 1 mm into the brainstem along its root (straight down at the root exit point);
-    an artery of 0.8 mm radius presses on it from above there, 0.4 mm deep. Rays through the nerve find its far
-    side at the bottom of the root, deep in the brainstem, unless the labels more than half a voxel of the 0.25 mm
-    measuring grid inside the brainstem are left out."""
-    from nvc_mri.measure.contact import far_side_indentation
+    an artery of 0.8 mm radius presses on it from above there, ``depth`` mm deep. The approach's tube-model
+    indentation is ``model_indentation``. Returns (course, approach, nerve mask, local grid, brainstem's signed distance)."""
     from nvc_mri.measure.fields import LocalLabels
-    from nvc_mri.measure.nerve import extra_axial
     from nvc_mri.segment.grid import WorldGrid
 
-    nerve_r, artery_r, depth, spacing = 0.6, 0.8, 0.4, 0.25
+    nerve_r, artery_r = 0.6, 0.8
     height = 0.8 * nerve_r
     root = np.stack([np.zeros(31), np.zeros(31), np.linspace(-1.0, height, 31)], 1)
     lying = np.stack([np.arange(0.0, 10.0, 0.05), np.zeros(200), np.full(200, height)], 1)
@@ -311,7 +308,7 @@ def test_indentation_at_the_root_exit_point_is_judged_outside_the_brainstem():
     course = NerveCourse(lying, lying[:, 0], nerve_r, 6.0, np.zeros(200))
     artery_axis = np.array([0.0, 0.0, height + nerve_r + artery_r - depth])  # crossing along y over the root
     tube = ArteryTube(np.array([artery_axis, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
-    approach = Approach(0.0, 0.0, depth, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube)
+    approach = Approach(0.0, 0.0, model_indentation, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube)
     axis = np.vstack([root, lying])
     origin = np.array([-3.0, -3.0, -3.0])
     shape = tuple(int(n) for n in np.ceil((np.array([11.0, 3.0, 4.0]) - origin) / spacing))
@@ -324,7 +321,33 @@ def test_indentation_at_the_root_exit_point_is_judged_outside_the_brainstem():
     def brainstem_sdf(points):
         return np.atleast_2d(points)[:, 2]
 
+    return course, approach, mask, local, brainstem_sdf
+
+
+def test_indentation_at_the_root_exit_point_is_judged_outside_the_brainstem():
+    """Rays through a nerve pressed on at its root exit point (:func:`_nerve_pressed_at_its_root`, 0.4 mm deep) find
+    its far side at the bottom of the root, deep in the brainstem, unless the labels more than half a voxel of the
+    0.25 mm measuring grid inside the brainstem are left out."""
+    from nvc_mri.measure.contact import far_side_indentation
+    from nvc_mri.measure.nerve import extra_axial
+
+    course, approach, mask, local, brainstem_sdf = _nerve_pressed_at_its_root(0.4, 0.4)
     whole = far_side_indentation(course, approach, mask, local)
-    outside = far_side_indentation(course, approach, extra_axial(mask, local, brainstem_sdf, spacing / 2), local)
+    outside = far_side_indentation(course, approach, extra_axial(mask, local, brainstem_sdf, 0.125), local)
     assert whole < 0.1
-    assert abs(outside - depth) < 0.1
+    assert abs(outside - 0.4) < 0.1
+
+
+def test_indentation_is_the_mean_of_the_tube_model_and_the_far_side():
+    """The two estimates place the nerve's axis differently and err apart; the reported indentation is their mean.
+    With the tube model reading 0.3 mm too deep (0.7 against 0.4), the result is halfway."""
+    from nvc_mri.measure.contact import far_side_indentation
+    from nvc_mri.measure.nerve import extra_axial
+
+    course, approach, mask, local, brainstem_sdf = _nerve_pressed_at_its_root(0.4, 0.7)
+    outside = extra_axial(mask, local, brainstem_sdf, 0.125)
+    far_side = far_side_indentation(course, approach, outside, local)
+    indentation, _ = deformation(course, approach, outside, local)
+    assert abs(far_side - 0.4) < 0.1
+    assert indentation == pytest.approx((far_side + 0.7) / 2)
+    assert abs(indentation - 0.55) < 0.06
