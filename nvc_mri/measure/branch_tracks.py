@@ -32,9 +32,13 @@ class Stretch:
 
     def direction_from(self, end: int, spacing: float) -> np.ndarray:
         """Unit vector leaving the stretch's ``end`` (0 first, 1 last) along it."""
-        v = self.voxels if end == 0 else self.voxels[::-1]
-        d = (v[min(len(v) - 1, int(DIRECTION_MM / spacing))] - v[0]).astype(float)
-        return d / max(np.linalg.norm(d), 1e-9)
+        return _heading(self.voxels if end == 0 else self.voxels[::-1], DIRECTION_MM, spacing)
+
+
+def _heading(path: np.ndarray, length_mm: float, spacing: float) -> np.ndarray:
+    """Unit vector from a voxel path's first voxel to the one ``length_mm`` along it (or its last)."""
+    d = (path[min(len(path) - 1, int(length_mm / spacing))] - path[0]).astype(float)
+    return d / max(np.linalg.norm(d), 1e-9)
 
 
 def skeleton_stretches(mask: np.ndarray, spacing: float) -> list[Stretch]:
@@ -165,9 +169,7 @@ def _course(stretches: list[Stretch], meeting: dict, start: np.ndarray, spacing:
 def _arriving_direction(path: np.ndarray, spacing: float) -> np.ndarray:
     """Unit direction of the last ``ARRIVAL_MM`` of a course (voxel path in travel order): through a crossing
     that the skeleton draws as two junctions and a short bridge, the direction before the bridge."""
-    back = path[max(0, len(path) - 1 - int(ARRIVAL_MM / spacing))]
-    d = (path[-1] - back).astype(float)
-    return d / max(np.linalg.norm(d), 1e-9)
+    return -_heading(path[::-1], ARRIVAL_MM, spacing)
 
 
 def _is_spur(stretch: Stretch, spacing: float) -> bool:

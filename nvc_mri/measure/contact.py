@@ -199,11 +199,13 @@ def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray,
     Indentation: the mean of two estimates that place the nerve's axis differently, the tube model's
     (the nerve's centreline, :func:`closest_approach`) and :func:`far_side_indentation`'s (one radius
     inside its far surface); each alone is off by about as much as the deformity threshold, the mean
-    less. Displacement: how far the nerve's axis at the contact
-    lies, away from the artery, off the course the nerve follows 4-8 mm to either side. Where the
-    nerve is attached to the brainstem (``brainstem_normal`` given: the surface's outward unit normal
-    there) it can move only along the surface: its course leaving the surface beyond the detachment
-    point bends it along the normal, and that is not displacement.
+    less.
+
+    Displacement: how far the nerve's axis at the contact lies, away from the artery, off the course
+    the nerve follows 4-8 mm to either side. Where the nerve is attached to the brainstem, or is its
+    root at the root exit point (``brainstem_normal`` given: the surface's outward unit normal there),
+    it can move only along the surface: its course leaving the surface beyond the detachment point
+    bends it along the normal, and that is not displacement.
     """
     far_side = far_side_indentation(course, approach, nerve_mask, local)
     if far_side is None:
