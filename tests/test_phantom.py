@@ -181,6 +181,13 @@ def test_eval_preset_is_fixed_balanced_and_covers_everything():
     assert 0.35 <= none_share <= 0.75
 
 
+def test_measure_presets_take_another_first_seed_for_a_further_set_of_the_same_designs():
+    development, further = preset_cases("measure", n=30), preset_cases("measure", n=30, seed=3_300_000)
+    assert [spec for _, spec in further] == [spec for _, spec in development]
+    assert [seed for seed, _ in further] == list(range(3_300_000, 3_300_030))
+    assert {seed for seed, _ in development}.isdisjoint(seed for seed, _ in preset_cases("measure_holdout"))
+
+
 def test_domain_randomised_mode_changes_contrast_not_anatomy():
     a = generate(9, **SMALL, contrast="random")
     b = generate(9, **SMALL, contrast="ciss")

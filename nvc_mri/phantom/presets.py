@@ -58,6 +58,7 @@ def preset_cases(name: str, n: int | None = None, seed: int = 0) -> list[tuple[i
     with other seeds (from 3_000_000), so nothing tuned on the eval set is re-used. The measurement
     was developed looking at this set's misses, so it is a development set now.
     ``measure_holdout``: the same 100 designs with seeds from 3_500_000, looked at only to report.
+    Both take ``seed`` as another first seed when it is given (a further set of the same designs).
     ``default``/``train``/``random``: ``n`` cases with seeds ``seed``, ``seed+1``, ...
     (``random`` uses the domain-randomised contrast).
     """
@@ -68,10 +69,10 @@ def preset_cases(name: str, n: int | None = None, seed: int = 0) -> list[tuple[i
                 for i, spec in enumerate(_eval_specs())][: n or None]
     if name == "measure":
         specs = _eval_specs()
-        return [(MEASURE_SEED_BASE + i, specs[i % len(specs)]) for i in range(n or 100)]
+        return [((seed or MEASURE_SEED_BASE) + i, specs[i % len(specs)]) for i in range(n or 100)]
     if name == "measure_holdout":
         specs = _eval_specs()
-        return [(MEASURE_HOLDOUT_SEED_BASE + i, specs[i % len(specs)]) for i in range(n or 100)]
+        return [((seed or MEASURE_HOLDOUT_SEED_BASE) + i, specs[i % len(specs)]) for i in range(n or 100)]
     if name in ("default", "train"):
         return [(seed + i, {}) for i in range(n or 1)]
     if name == "random":
