@@ -245,26 +245,26 @@ def test_tube_radius_corrects_the_labels_shrinkage_on_a_thin_tube():
     assert abs(labels_radius + label_shrinkage_mm(labels_radius, direction[None], np.diag(voxel)) - unbiased) < 0.01
 
 
-def _attached_nerve_with_artery(sideways_push_mm: float, elevation_deg: float):
+def _attached_nerve_scene(sideways_push_mm: float, elevation_deg: float, contact_x: float = 5.5):
     """A 0.6 mm nerve lying on a flat brainstem (surface z = 0, outward normal +z) along x for 6 mm from its root
     exit point at x = 0, its root diving into the brainstem medially and its course lifting off the surface
-    laterally (z rises as 0.1 (x - 6)**2, the detachment bend). An artery of 0.8 mm radius touches it at x = 5.5
-    (attached segment) from the cistern, ``elevation_deg`` above the surface. ``sideways_push_mm``: the nerve
+    laterally (z rises as 0.1 (x - 6)**2, the detachment bend). An artery of 0.8 mm radius touches it at
+    ``contact_x`` (5.5: attached segment) from the cistern, ``elevation_deg`` above the surface. ``sideways_push_mm``: the nerve
     pushed along the surface, away from the artery (-y), by a Gaussian of that height (sd 1.5 mm) at the contact.
 
-    Returns (indentation, displacement) in mm without and with the brainstem's surface normal.
+    Returns the nerve's course, the artery's approach, the nerve's mask and its grid.
     """
     from nvc_mri.measure.fields import LocalLabels
     from nvc_mri.segment.grid import WorldGrid
 
     nerve_r, artery_r, spacing = 0.6, 0.8, 0.25
     x = np.arange(-3.0, 16.0, 0.05)
-    y = -sideways_push_mm * np.exp(-0.5 * ((x - 5.5) / 1.5) ** 2)
+    y = -sideways_push_mm * np.exp(-0.5 * ((x - contact_x) / 1.5) ** 2)
     z = np.where(x < 0, nerve_r + x, nerve_r + 0.1 * np.clip(x - 6.0, 0.0, None) ** 2)
     axis = np.stack([x, y, z], 1)
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(axis, axis=0), axis=1))]
     arc -= np.interp(0.0, x, arc)
-    s_contact = float(np.interp(5.5, x, arc))
+    s_contact = float(np.interp(contact_x, x, arc))
     course = NerveCourse(axis, arc, nerve_r, float(np.interp(6.0, x, arc)), z - nerve_r)
     contact = course.point_at(s_contact)
     towards = np.array([0.0, np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))])
@@ -275,7 +275,12 @@ def _attached_nerve_with_artery(sideways_push_mm: float, elevation_deg: float):
     shape = tuple(int(n) for n in np.ceil((np.array([17.0, 4.0, 8.0]) - origin) / spacing))
     centres = np.stack(np.meshgrid(*[origin[k] + np.arange(shape[k]) * spacing for k in range(3)], indexing="ij"), -1)
     mask = (cKDTree(axis).query(centres.reshape(-1, 3))[0] <= nerve_r).reshape(shape)
-    local = LocalLabels(mask.astype(np.uint8), WorldGrid(tuple(origin), spacing, shape))
+    return course, approach, mask, LocalLabels(mask.astype(np.uint8), WorldGrid(tuple(origin), spacing, shape))
+
+
+def _attached_nerve_with_artery(sideways_push_mm: float, elevation_deg: float, contact_x: float = 5.5):
+    """(indentation, displacement) in mm of :func:`_attached_nerve_scene`, without and with the brainstem's surface normal."""
+    course, approach, mask, local = _attached_nerve_scene(sideways_push_mm, elevation_deg, contact_x)
     normal = np.array([0.0, 0.0, 1.0])
     return deformation(course, approach, mask, local), deformation(course, approach, mask, local, normal)
 
@@ -290,6 +295,28 @@ def test_detachment_bend_is_not_displacement_of_an_attached_nerve():
     assert bend_with_normal < 0.1
     _, (_, pushed) = _attached_nerve_with_artery(0.8, 0.0)
     assert 0.65 < pushed < 0.9
+
+
+def test_detachment_bend_is_not_displacement_in_the_transition_zone():
+    """Just beyond the detachment point the nerve's course still bends off the surface; a contact there (1.5 mm
+    beyond it, in the transition zone) judged against the course to either side reads as displaced. In the root
+    exit zone only the push along the brainstem surface counts, so it stays a contact; beyond it, it does not."""
+    from nvc_mri.config import load_config
+    from nvc_mri.measure import _relation
+    from nvc_mri.measure.fields import DistanceField
+
+    (_, bend), _ = _attached_nerve_with_artery(0.0, 70.0, contact_x=7.5)
+    assert bend >= 0.5
+    course, approach, mask, local = _attached_nerve_scene(0.0, 70.0, contact_x=7.5)
+    origin = np.asarray(local.grid.origin)
+    heights = origin[2] + np.arange(mask.shape[2]) * local.spacing  # flat brainstem: signed distance = z
+    brainstem = DistanceField(np.broadcast_to(heights, mask.shape).astype(np.float32), origin, local.spacing)
+    cfg = load_config("contact.yaml")
+    relation = _relation(course, approach, mask, local, None, cfg, True, None, brainstem)
+    assert relation.segment == "transition_zone"
+    assert relation.severity == "contact" and relation.displacement_mm < 0.1
+    _, (_, pushed) = _attached_nerve_with_artery(0.8, 0.0, contact_x=7.5)
+    assert pushed > 0.5  # a push along the surface there is still a displacement
 
 
 def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: float = 0.25):

@@ -98,7 +98,7 @@ def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, l
               with_segment: bool, cleft: float | None, brainstem_sdf: DistanceField | None = None) -> ArteryRelation:
     contact = _touching(approach, cleft, cfg)
     normal = None
-    if contact and brainstem_sdf is not None and approach.arc_mm <= course.detachment_mm:
+    if contact and brainstem_sdf is not None and in_root_exit_zone(approach.arc_mm, course.detachment_mm):
         normal = surface_normal(brainstem_sdf, course.point_at(approach.arc_mm))
     indentation, displacement = deformation(course, approach, nerve_mask, local, normal) if contact else (0.0, 0.0)
     deformed = contact and (indentation >= cfg["deformity_min_indentation_mm"] or displacement >= cfg["deformity_min_displacement_mm"])

@@ -202,10 +202,11 @@ def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray,
     less.
 
     Displacement: how far the nerve's axis at the contact lies, away from the artery, off the course
-    the nerve follows 4-8 mm to either side. Where the nerve is attached to the brainstem, or is its
-    root at the root exit point (``brainstem_normal`` given: the surface's outward unit normal there),
-    it can move only along the surface: its course leaving the surface beyond the detachment point
-    bends it along the normal, and that is not displacement.
+    the nerve follows 4-8 mm to either side. In the root exit zone (``brainstem_normal`` given: the
+    surface's outward unit normal there) only the push along the brainstem surface counts: the attached
+    nerve and its root at the exit point can move only along it, and through the transition zone the
+    nerve's course bends off the surface where it detaches, a bend that a baseline through the course
+    to either side does not follow and that is not displacement.
     """
     far_side = far_side_indentation(course, approach, nerve_mask, local)
     if far_side is None:
