@@ -28,9 +28,9 @@ TARGETS = {"gap MAE (true gap 0-2 mm)": ("<=", 0.15), "contact agreement": (">="
            "severity correct": (">=", 0.95), "vessel correct": (">=", 0.90), "Koos grade exact": (">=", 0.90)}
 
 
-def ensure(folder: Path, preset: str, seed: int = 0) -> list[Path]:
+def ensure(folder: Path, preset: str, first_seed: int = 0) -> list[Path]:
     out = []
-    for seed, spec in preset_cases(preset, seed=seed):
+    for seed, spec in preset_cases(preset, seed=first_seed):
         case_dir = folder / f"case_{seed:07d}"
         if not (case_dir / "truth.json").is_file():
             write_case(generate(seed, **spec), case_dir, "nifti")
