@@ -150,6 +150,30 @@ def test_vertebral_artery_looping_above_the_junction_stays_vertebral():
     assert names == ["VA", "VA", "VA", "BA"]
 
 
+def test_branch_broken_at_its_origin_arises_across_the_gap():
+    """A thin PICA (0.5 mm radius) leaves the right vertebral artery 10 mm below the junction, broken for 1.5 mm
+    right at its origin, and loops up to 6 mm above the junction. Named by how low it reaches it would be an
+    AICA; its end 1.5 mm from the vertebral artery is where it arises, so it is a PICA."""
+    spacing = 0.5
+    right = _polyline([9, 0, -30], [9, 0, -8], [1.5, 0, -1], [0, 0, 0])
+    left = _polyline([-9, 0, -30], [-9, 0, -8], [-1.5, 0, -1], [0, 0, 0])
+    basilar = _polyline([0, 0, 0], [0, 0, 25])
+    pica = _polyline([9 + 1.7 + 1.5, 0, -10], [20, 0, -10], [20, 0, 6], [14, 0, 6])
+    mm = np.vstack([_voxels_of_tube(right, 1.7, spacing), _voxels_of_tube(left, 1.7, spacing),
+                    _voxels_of_tube(basilar, 1.7, spacing), _voxels_of_tube(pica[5:], 0.5, spacing)])
+    lower = mm.min(0) - 2
+    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
+    labels = np.zeros(index.max(0) + 3, np.uint8)
+    labels[tuple(index.T)] = 4
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = lower
+    found = name_vessels(labels, affine, 4)
+    assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
+    loop = found.vessels[int(found.vessel_at(np.array([[17.0, 0, 6]]))[0])]
+    assert loop.name == "PICA" and "gap" in loop.reason
+    assert loop.origin_ras_mm is not None and abs(loop.origin_ras_mm[2] + 10) <= 1.5
+
+
 def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
     """A PICA broken on thick slices: the cut-off piece continues the PICA (1.5 mm end to end), not the AICA
     running past it as close."""

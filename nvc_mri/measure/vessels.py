@@ -8,7 +8,8 @@ trunk: below the VBJ (from a VA) it is a PICA, above it (from the BA) an AICA, u
 high on the BA (superior cerebellar territory, named ``unknown``). Two branches touching each
 other make one piece with two origins; each is followed from its origin straight through the
 place they touch (:mod:`nvc_mri.measure.branch_tracks`) and the piece is split between the two
-courses. Pieces of a branch broken in the image take its name.
+courses. Pieces of a branch broken in the image take its name; a branch broken right at its origin
+arises where its end lies within ``fragment_bridge_mm`` of the trunk.
 The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
 arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
 """
@@ -241,6 +242,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
             vessels[1] = Vessel(1, "VA", 0.9, None, "trunk below the vertebrobasilar junction")
             vessels[2] = Vessel(2, "BA", 0.9, None, "trunk above the vertebrobasilar junction")
     touching = ndimage.binary_dilation(grown, iterations=1)
+    trunk_tree = cKDTree(np.argwhere(trunk) * GRID_MM) if trunk.any() else None
     for b, box in enumerate(ndimage.find_objects(branches), start=1):
         if box is None:
             continue
@@ -251,8 +253,13 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
         join = np.argwhere(piece & touching[box]) + corner
         if len(join) == 0 or vbj is None:
             low = origin[2] + (corner[2] + np.argwhere(piece)[:, 2].min()) * GRID_MM
+            source = None if vbj is None else _origin_across_gap(piece, corner, trunk_tree, cfg["fragment_bridge_mm"])
             if vbj is None:
                 vessels[vid] = Vessel(vid, "unknown", 0.0, None, "branch not joined to the trunk; junction not in view")
+            elif source is not None:
+                named = _branch(vid, source[0] + origin, vbj, cfg)
+                vessels[vid] = Vessel(vid, named.name, round(named.confidence * 0.8, 2), named.origin_ras_mm,
+                                      f"{named.reason}, across a {source[1]:.1f} mm gap in the image")
             else:
                 guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
                 vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
@@ -277,6 +284,29 @@ def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
     place = np.zeros_like(piece)
     place[tuple(nearest)] = True
     return _ends_there(piece, place)
+
+
+def _origin_across_gap(piece: np.ndarray, corner: np.ndarray, trunk_tree: cKDTree | None,
+                       bridge_mm: float) -> tuple[np.ndarray, float] | None:
+    """Where a branch piece not joined to the trunk arises from it across a gap: (trunk point, gap in mm) or None.
+
+    A thin branch on thick slices can break right at its origin. A piece that ends within
+    ``bridge_mm`` of the trunk (its end nearest the trunk; a branch merely running past does not end
+    there) arises at the trunk point nearest that end. ``corner``: the piece's box in the vessel grid;
+    points in mm from the grid's origin.
+    """
+    if trunk_tree is None:
+        return None
+    index = np.argwhere(piece)
+    distance, nearest = trunk_tree.query((index + corner) * GRID_MM, distance_upper_bound=bridge_mm + GRID_MM)
+    k = int(np.argmin(distance))
+    if not np.isfinite(distance[k]):
+        return None
+    place = np.zeros_like(piece)
+    place[tuple(index[k])] = True
+    if not _ends_there(piece, place):
+        return None
+    return trunk_tree.data[nearest[k]], max(float(distance[k]) - GRID_MM, 0.0)
 
 
 def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float) -> None:
