@@ -130,6 +130,18 @@ def _polyline(*corners, step: float = 0.1) -> np.ndarray:
     return np.vstack([a + np.outer(np.linspace(0, 1, max(int(np.linalg.norm(b - a) / step), 2)), b - a) for a, b in zip(corners, corners[1:])])
 
 
+def _artery_labels(tubes: list[tuple[np.ndarray, float]], spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Artery label map (value 4) of tubes given as (axis points in mm, radius in mm), and its affine."""
+    mm = np.vstack([_voxels_of_tube(axis, radius, spacing) for axis, radius in tubes])
+    lower = mm.min(0) - 2
+    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
+    labels = np.zeros(index.max(0) + 3, np.uint8)
+    labels[tuple(index.T)] = 4
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = lower
+    return labels, affine
+
+
 def test_vertebral_artery_looping_above_the_junction_stays_vertebral():
     """Two vertebral arteries join at z = 0; the left one first loops up to z = 10 beside the basilar artery, so
     slices up to there show two vessels. The junction is where the two join along the trunk, and the loop is VA."""
@@ -137,14 +149,7 @@ def test_vertebral_artery_looping_above_the_junction_stays_vertebral():
     right = _polyline([9, 0, -30], [9, 0, -8], [1.5, 0, -1], [0, 0, 0])
     left = _polyline([-12, 0, -30], [-12, 0, 10], [-5.5, 0, 10], [-5.5, 0, -2], [-1.5, 0, -0.5], [0, 0, 0])
     basilar = _polyline([0, 0, 0], [0, 0, 25])
-    mm = np.vstack([_voxels_of_tube(axis, 1.7, spacing) for axis in (right, left, basilar)])
-    lower = mm.min(0) - 2
-    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
-    labels = np.zeros(index.max(0) + 3, np.uint8)
-    labels[tuple(index.T)] = 4
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = lower
-    found = name_vessels(labels, affine, 4)
+    found = name_vessels(*_artery_labels([(right, 1.7), (left, 1.7), (basilar, 1.7)], spacing), 4)
     assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
     names = [found.vessels[v].name for v in found.vessel_at(np.array([[-12.0, 0, 8], [-5.5, 0, 6], [9.0, 0, -20], [0, 0, 15]]))]
     assert names == ["VA", "VA", "VA", "BA"]
@@ -159,15 +164,7 @@ def test_branch_broken_at_its_origin_arises_across_the_gap():
     left = _polyline([-9, 0, -30], [-9, 0, -8], [-1.5, 0, -1], [0, 0, 0])
     basilar = _polyline([0, 0, 0], [0, 0, 25])
     pica = _polyline([9 + 1.7 + 1.5, 0, -10], [20, 0, -10], [20, 0, 6], [14, 0, 6])
-    mm = np.vstack([_voxels_of_tube(right, 1.7, spacing), _voxels_of_tube(left, 1.7, spacing),
-                    _voxels_of_tube(basilar, 1.7, spacing), _voxels_of_tube(pica[5:], 0.5, spacing)])
-    lower = mm.min(0) - 2
-    index = np.unique(np.round((mm - lower) / spacing).astype(int), axis=0)
-    labels = np.zeros(index.max(0) + 3, np.uint8)
-    labels[tuple(index.T)] = 4
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = lower
-    found = name_vessels(labels, affine, 4)
+    found = name_vessels(*_artery_labels([(right, 1.7), (left, 1.7), (basilar, 1.7), (pica, 0.5)], spacing), 4)
     assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
     loop = found.vessels[int(found.vessel_at(np.array([[17.0, 0, 6]]))[0])]
     assert loop.name == "PICA" and "gap" in loop.reason

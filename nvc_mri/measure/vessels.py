@@ -252,7 +252,6 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
         ids[box][piece] = vid
         join = np.argwhere(piece & touching[box]) + corner
         if len(join) == 0 or vbj is None:
-            low = origin[2] + (corner[2] + np.argwhere(piece)[:, 2].min()) * GRID_MM
             source = None if vbj is None else _origin_across_gap(piece, corner, trunk_tree, cfg["fragment_bridge_mm"])
             if vbj is None:
                 vessels[vid] = Vessel(vid, "unknown", 0.0, None, "branch not joined to the trunk; junction not in view")
@@ -261,6 +260,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 vessels[vid] = Vessel(vid, named.name, round(named.confidence * 0.8, 2), named.origin_ras_mm,
                                       f"{named.reason}, across a {source[1]:.1f} mm gap in the image")
             else:
+                low = origin[2] + (corner[2] + np.argwhere(piece)[:, 2].min()) * GRID_MM
                 guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
                 vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
             continue
