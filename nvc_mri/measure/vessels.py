@@ -280,9 +280,13 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
 def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
     """Whether ``piece`` (mask on the vessel grid) ends at its point closest to ``fragment_mm`` (mm in the same frame)."""
     index = np.argwhere(piece)
-    nearest = index[int(np.argmin(cKDTree(fragment_mm).query(index * GRID_MM)[0]))]
+    return _ends_at_voxel(piece, index[int(np.argmin(cKDTree(fragment_mm).query(index * GRID_MM)[0]))])
+
+
+def _ends_at_voxel(piece: np.ndarray, voxel: np.ndarray) -> bool:
+    """:func:`_ends_there` at one voxel index of ``piece``."""
     place = np.zeros_like(piece)
-    place[tuple(nearest)] = True
+    place[tuple(voxel)] = True
     return _ends_there(piece, place)
 
 
@@ -302,9 +306,7 @@ def _origin_across_gap(piece: np.ndarray, corner: np.ndarray, trunk_tree: cKDTre
     k = int(np.argmin(distance))
     if not np.isfinite(distance[k]):
         return None
-    place = np.zeros_like(piece)
-    place[tuple(index[k])] = True
-    if not _ends_there(piece, place):
+    if not _ends_at_voxel(piece, index[k]):
         return None
     return trunk_tree.data[nearest[k]], max(float(distance[k]) - GRID_MM, 0.0)
 
