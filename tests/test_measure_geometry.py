@@ -8,7 +8,8 @@ from scipy.spatial import cKDTree
 
 from nvc_mri.measure.branch_tracks import follow_branches
 from nvc_mri.measure.cleft import csf_cleft_fraction
-from nvc_mri.measure.contact import Approach, ArteryTube, deformation, local_tube
+from nvc_mri.measure.contact import Approach, ArteryTube, closest_approach, deformation, local_tube
+from nvc_mri.measure.fields import LocalLabels, WorldGrid
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
 from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_course, name_vessels
 
@@ -32,6 +33,30 @@ def test_local_tube_follows_a_bending_artery():
     foot, distance = tube.foot(np.array([[0.0, 0.0, 3.0]]))  # a point 3 mm above the apex
     assert abs(distance[0] - 3.0) < 0.05
     assert abs(tube.radius_mm - radius) < 0.08
+
+
+def test_long_contact_is_placed_at_the_middle_of_the_touching_stretch():
+    """A vertebral artery lying along the nerve from 4 to 12 mm beyond the root exit point: the contact is
+    reported at 8 mm, the middle of the stretch, not wherever along it the fitted axes happen to come closest."""
+    spacing, nerve_r, artery_r = 0.25, 0.6, 1.2
+    lower = np.array([-3.0, -3.0, -3.0])
+    grid = WorldGrid(tuple(lower), spacing, (100, 25, 40))
+    centres = np.stack(np.meshgrid(*[lower[k] + spacing * np.arange(n) for k, n in enumerate(grid.shape)], indexing="ij"), -1)
+    nerve_axis = _polyline([-3.0, 0.0, 0.0], [21.0, 0.0, 0.0])
+    artery_axis = _polyline([-1.0, 0.0, 5.0], [4.0, 0.0, 1.7], [12.0, 0.0, 1.7], [17.0, 0.0, 5.0])
+    flat = centres.reshape(-1, 3)
+    nerve = (cKDTree(nerve_axis).query(flat)[0] <= nerve_r).reshape(grid.shape)
+    artery = (cKDTree(artery_axis).query(flat)[0] <= artery_r).reshape(grid.shape) & ~nerve
+    local = LocalLabels(np.where(nerve, 2, np.where(artery, 4, 0)).astype(np.uint8), grid)
+    s = np.arange(0.0, 20.0, 0.1)
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, nerve_r, 3.0, np.ones_like(s))
+    artery_index = np.argwhere(artery)
+    artery_mm = local.world(artery_index)
+    approach = closest_approach(course, cKDTree(local.world(np.argwhere(nerve))), artery_index, local, artery_mm, cKDTree(artery_mm),
+                                spacing**3, spacing / 2)
+    assert approach is not None and approach.voxel_gap_mm == 0.0
+    assert abs(approach.place_arc_mm - 8.0) < 0.5
+    assert abs(approach.place_point_mm[0] - 8.0) < 0.5 and approach.place_point_mm[2] > 0.4  # on the nerve's top, facing the artery
 
 
 def test_nerve_broken_by_a_deep_indentation_is_bridged():
@@ -227,7 +252,8 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     s = np.arange(-8.0, 8.0, 0.1)
     course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0, np.ones_like(s))
     tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
-    approach = Approach(0.0, gap_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]), tube)
+    approach = Approach(0.0, gap_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]), tube,
+                        8.0, np.array([0.0, 0.0, nerve_r]))
     return csf_cleft_fraction(image, labels, affine, course, approach)
 
 
@@ -292,7 +318,8 @@ def _attached_nerve_scene(sideways_push_mm: float, elevation_deg: float, contact
     towards = np.array([0.0, np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))])
     artery_axis = contact + towards * (nerve_r + artery_r)
     tube = ArteryTube(np.array([artery_axis, np.cross(towards, [1.0, 0.0, 0.0]), [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
-    approach = Approach(0.0, 0.0, 0.0, s_contact, contact + towards * nerve_r, contact + towards * nerve_r, tube)
+    approach = Approach(0.0, 0.0, 0.0, s_contact, contact + towards * nerve_r, contact + towards * nerve_r, tube,
+                        s_contact, contact + towards * nerve_r)
     origin = np.array([-4.0, -4.0, -3.0])
     shape = tuple(int(n) for n in np.ceil((np.array([17.0, 4.0, 8.0]) - origin) / spacing))
     centres = np.stack(np.meshgrid(*[origin[k] + np.arange(shape[k]) * spacing for k in range(3)], indexing="ij"), -1)
@@ -356,7 +383,8 @@ def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: 
     course = NerveCourse(lying, lying[:, 0], nerve_r, 6.0, np.zeros(200))
     artery_axis = np.array([0.0, 0.0, height + nerve_r + artery_r - depth])  # crossing along y over the root
     tube = ArteryTube(np.array([artery_axis, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
-    approach = Approach(0.0, 0.0, model_indentation, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube)
+    approach = Approach(0.0, 0.0, model_indentation, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube,
+                        0.0, lying[0] + [0.0, 0.0, nerve_r])
     axis = np.vstack([root, lying])
     origin = np.array([-3.0, -3.0, -3.0])
     shape = tuple(int(n) for n in np.ceil((np.array([11.0, 3.0, 4.0]) - origin) / spacing))

@@ -108,9 +108,9 @@ def _relation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray, l
         min_gap_mm=0.0 if contact else round(approach.gap_mm, 3), voxel_gap_mm=round(approach.voxel_gap_mm, 3),
         model_gap_mm=round(approach.gap_mm, 3), csf_cleft_fraction=None if cleft is None else round(cleft, 3),
         indentation_mm=round(indentation, 3), displacement_mm=round(displacement, 3),
-        contact_point_ras_mm=_round(approach.nerve_point_mm),
-        distance_from_root_exit_mm=round(approach.arc_mm, 2) if with_segment else None,
-        segment=nerve_segment(approach.arc_mm, course.detachment_mm) if with_segment else None,
+        contact_point_ras_mm=_round(approach.place_point_mm),
+        distance_from_root_exit_mm=round(approach.place_arc_mm, 2) if with_segment else None,
+        segment=nerve_segment(approach.place_arc_mm, course.detachment_mm) if with_segment else None,
         severity="deformity" if deformed else "contact" if contact else "none",
     )
 

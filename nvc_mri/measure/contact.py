@@ -53,10 +53,12 @@ class Approach:
     voxel_gap_mm: float          # from the fine-grid signed distances (quantised)
     gap_mm: float                # refined, >= 0
     indentation_mm: float        # >= 0
-    arc_mm: float                # where on the nerve, from the root exit point
-    nerve_point_mm: np.ndarray   # nerve surface point facing the artery, RAS+
+    arc_mm: float                # where the artery comes closest (presses deepest), from the root exit point
+    nerve_point_mm: np.ndarray   # nerve surface point facing the artery there, RAS+
     artery_point_mm: np.ndarray  # artery voxel closest to the nerve, RAS+
     artery: ArteryTube | None
+    place_arc_mm: float          # where the contact is reported: the middle of the stretch where the labels touch, else arc_mm
+    place_point_mm: np.ndarray   # nerve surface point facing the artery at place_arc_mm, RAS+
 
 
 def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,21 +129,37 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         towards = artery_point - course.points[i]
-        return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]),
-                        course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm, artery_point, None)
+        point = course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm
+        return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]), point, artery_point, None, float(course.arc_mm[i]), point)
     feet, axis_distance = tube.foot(course.points)
     # only the stretch of the nerve facing this piece of artery
     window = np.linalg.norm(course.points - artery_point, axis=1) <= LOCAL_MM + course.radius_mm + tube.radius_mm + 2.0
     if not window.any():
         window[:] = True
     i = int(np.flatnonzero(window)[np.argmin(axis_distance[window])])
-    axis_point, foot = course.points[i], feet[i]
     gap = float(axis_distance[i]) - course.radius_mm - tube.radius_mm
     lowest = voxel_gap - label_tolerance_mm if voxel_gap > label_tolerance_mm else -np.inf
     gap = float(np.clip(gap, lowest, voxel_gap + label_tolerance_mm))
-    towards = (foot - axis_point) / max(np.linalg.norm(foot - axis_point), 1e-9)
-    return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]),
-                    axis_point + towards * course.radius_mm, artery_point, tube)
+    place = i if voxel_gap > 0 else touching_stretch_middle(course, local.world(artery_index[d <= local.spacing * 1.01]))
+    return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]), _facing(course, feet, i), artery_point, tube,
+                    float(course.arc_mm[place]), _facing(course, feet, place))
+
+
+def _facing(course: NerveCourse, feet: np.ndarray, i: int) -> np.ndarray:
+    """The nerve's surface point at centreline point ``i`` facing the artery axis point ``feet[i]``."""
+    towards = feet[i] - course.points[i]
+    return course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm
+
+
+def touching_stretch_middle(course: NerveCourse, touching_mm: np.ndarray) -> int:
+    """Centreline index of the middle of the stretch that the artery voxels ``touching_mm`` (RAS+ mm) lie against.
+
+    Where the labels touch, the closest approach of the fitted axes wanders along a long contact (a
+    vertebral artery lying along the nerve) with the fit's noise; the middle of the touching stretch
+    (the median arc length of the centreline points nearest the touching voxels) is steadier.
+    """
+    arcs = course.arc_mm[cKDTree(course.points).query(touching_mm)[1]]
+    return int(np.argmin(np.abs(course.arc_mm - float(np.median(arcs)))))
 
 
 def course_baseline(points: np.ndarray, arc_mm: np.ndarray, s_mm: float, exclude_mm: float, fit_mm: float) -> np.ndarray | None:

@@ -26,7 +26,7 @@ class ArteryRelation(BaseModel):
                           "is below the labels' resolution; a value under cleft_min_csf_fraction means touching")
     indentation_mm: float = Field(description="how deep the artery sinks into the nerve's outline")
     displacement_mm: float = Field(description="how far the nerve is pushed off its own smooth course at the contact")
-    contact_point_ras_mm: Point = Field(description="nerve surface point facing the artery")
+    contact_point_ras_mm: Point = Field(description="nerve surface point facing the artery where it comes closest; for touching labels, at the middle of the touching stretch")
     distance_from_root_exit_mm: float | None = Field(description="along the nerve from the root exit point (facial nerve only)")
     segment: Segment | None = None
     severity: Severity
