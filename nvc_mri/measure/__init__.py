@@ -143,14 +143,14 @@ class _SideRegion:
         lower, upper = nerve_points.min(0) - BOX_MARGIN_MM, nerve_points.max(0) + BOX_MARGIN_MM
         self.local = local_labels(scene.labels, scene.affine, lower, upper, MEASURE_GRID_MM)
         coarse = local_labels(scene.labels, scene.affine, lower, upper, BRAINSTEM_GRID_MM)
-        voxel_side = 2 * scene.label_tolerance_mm
-        coarse_sdf = distance_field(brainstem_for_landmarks(coarse.labels == Label.BRAINSTEM, coarse.spacing, voxel_side), coarse)
+        smooth_mm = scene.label_tolerance_mm  # half the largest voxel side: the labels' steps
+        coarse_sdf = distance_field(brainstem_for_landmarks(coarse.labels == Label.BRAINSTEM, coarse.spacing, smooth_mm), coarse)
         near_root = nerve_points[coarse_sdf(nerve_points) <= ROOT_REACH_MM]
         self.brainstem_sdf = coarse_sdf
         if len(near_root):
             box = self.local.index(np.array([near_root.min(0) - 3.0, near_root.max(0) + 3.0]))
             crop = box_around(box, 0, self.local.labels.shape)
-            brainstem = brainstem_for_landmarks(self.local.labels[crop] == Label.BRAINSTEM, self.local.spacing, voxel_side)
+            brainstem = brainstem_for_landmarks(self.local.labels[crop] == Label.BRAINSTEM, self.local.spacing, smooth_mm)
             fine = DistanceField(signed_distance_mm(brainstem, self.local.spacing),
                                  np.asarray(self.local.grid.origin) + np.array([c.start for c in crop]) * self.local.spacing,
                                  self.local.spacing)

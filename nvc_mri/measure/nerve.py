@@ -209,14 +209,14 @@ def connected_tube(mask: np.ndarray, spacing: float, bridge_mm: float = 1.5) -> 
     return out
 
 
-def brainstem_for_landmarks(brainstem: np.ndarray, spacing: float, voxel_side_mm: float = 0.0, close_mm: float = 1.0) -> np.ndarray:
+def brainstem_for_landmarks(brainstem: np.ndarray, spacing: float, smooth_mm: float, close_mm: float = 1.0) -> np.ndarray:
     """The brainstem with the notch its own nerve roots make filled in (morphological closing) and the
-    steps of its labels' voxels, up to ``voxel_side_mm`` (the label grid's largest voxel side), smoothed away
-    (:func:`~nvc_mri.measure.fields.smooth_surface`): the nerve's gap to it decides where the nerve detaches."""
+    steps of its labels' voxels smoothed away by a Gaussian of ``smooth_mm`` (half the label grid's largest
+    voxel side; :func:`~nvc_mri.measure.fields.smooth_surface`): the nerve's gap to it decides where the nerve detaches."""
     from nvc_mri.measure.fields import close_mm as closing
     from nvc_mri.measure.fields import smooth_surface
 
-    return smooth_surface(closing(brainstem, close_mm, spacing), voxel_side_mm / 2, spacing)
+    return smooth_surface(closing(brainstem, close_mm, spacing), smooth_mm, spacing)
 
 
 def extra_axial(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceField, depth_mm: float) -> np.ndarray:
