@@ -128,8 +128,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point, voxel_axes_mm)
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
-        towards = artery_point - course.points[i]
-        point = course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm
+        point = _facing(course, i, artery_point)
         return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]), point, artery_point, None, float(course.arc_mm[i]), point)
     feet, axis_distance = tube.foot(course.points)
     # only the stretch of the nerve facing this piece of artery
@@ -141,13 +140,13 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     lowest = voxel_gap - label_tolerance_mm if voxel_gap > label_tolerance_mm else -np.inf
     gap = float(np.clip(gap, lowest, voxel_gap + label_tolerance_mm))
     place = i if voxel_gap > 0 else touching_stretch_middle(course, local.world(artery_index[d <= local.spacing * 1.01]))
-    return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]), _facing(course, feet, i), artery_point, tube,
-                    float(course.arc_mm[place]), _facing(course, feet, place))
+    return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]), _facing(course, i, feet[i]), artery_point, tube,
+                    float(course.arc_mm[place]), _facing(course, place, feet[place]))
 
 
-def _facing(course: NerveCourse, feet: np.ndarray, i: int) -> np.ndarray:
-    """The nerve's surface point at centreline point ``i`` facing the artery axis point ``feet[i]``."""
-    towards = feet[i] - course.points[i]
+def _facing(course: NerveCourse, i: int, artery_mm: np.ndarray) -> np.ndarray:
+    """The nerve's surface point at centreline point ``i`` facing ``artery_mm`` (RAS+ mm)."""
+    towards = artery_mm - course.points[i]
     return course.points[i] + towards / max(np.linalg.norm(towards), 1e-9) * course.radius_mm
 
 
