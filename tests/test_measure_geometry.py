@@ -214,6 +214,25 @@ def test_branch_broken_at_its_origin_arises_across_the_gap():
     assert loop.origin_ras_mm is not None and abs(loop.origin_ras_mm[2] + 10) <= 1.5
 
 
+def test_branch_pieces_joined_to_nothing_are_named_by_how_low_their_chain_reaches():
+    """A thin PICA whose stretch near its origin is lost in the image, and whose loop up to the nerve is broken
+    twice (1.5 mm gaps): only the lowest piece reaches 12 mm below the junction, but the pieces near the nerve
+    are the same branch, so all are named PICA."""
+    spacing = 0.5
+    right = _polyline([9, 0, -30], [9, 0, -8], [1.5, 0, -1], [0, 0, 0])
+    left = _polyline([-9, 0, -30], [-9, 0, -8], [-1.5, 0, -1], [0, 0, 0])
+    basilar = _polyline([0, 0, 0], [0, 0, 25])
+    low = _polyline([20, 0, -20], [20, 0, -4])
+    middle = _polyline([20, 0, -1.5], [20, 0, 4])
+    top = _polyline([18.5, 0, 6], [14, 0, 6])
+    found = name_vessels(*_artery_labels([(right, 1.7), (left, 1.7), (basilar, 1.7), (low, 0.5), (middle, 0.5), (top, 0.5)], spacing), 4)
+    assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
+    pieces = [found.vessels[int(v)] for v in found.vessel_at(np.array([[20.0, 0, -15], [20.0, 0, 2], [16.0, 0, 6]]))]
+    assert len({id(p) for p in pieces}) == 3, "the three pieces are apart in the image"
+    assert [p.name for p in pieces] == ["PICA"] * 3
+    assert all("chain of 3 pieces" in p.reason for p in pieces)
+
+
 def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
     """A PICA broken on thick slices: the cut-off piece continues the PICA (1.5 mm end to end), not the AICA
     running past it as close."""

@@ -9,7 +9,8 @@ high on the BA (superior cerebellar territory, named ``unknown``). Two branches 
 other make one piece with two origins; each is followed from its origin straight through the
 place they touch (:mod:`nvc_mri.measure.branch_tracks`) and the piece is split between the two
 courses. Pieces of a branch broken in the image take its name; a branch broken right at its origin
-arises where its end lies within ``fragment_bridge_mm`` of the trunk.
+arises where its end lies within ``fragment_bridge_mm`` of the trunk. Pieces joined to nothing named
+are named, chain by chain, by how low they reach (a PICA loops up from far below the junction).
 The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
 arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
 """
@@ -259,10 +260,8 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 named = _branch(vid, source[0] + origin, vbj, cfg)
                 vessels[vid] = Vessel(vid, named.name, round(named.confidence * 0.8, 2), named.origin_ras_mm,
                                       f"{named.reason}, across a {source[1]:.1f} mm gap in the image")
-            else:
-                low = origin[2] + (corner[2] + np.argwhere(piece)[:, 2].min()) * GRID_MM
-                guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
-                vessels[vid] = Vessel(vid, guess, 0.35, None, f"branch not joined to the trunk in the image; named by how low it reaches ({low - vbj:.0f} mm from the junction)")
+            else:  # named by how low its chain of pieces reaches, once the pieces continuing named branches are known
+                vessels[vid] = Vessel(vid, "unknown", 0.0, None, "branch not joined to the trunk in the image")
             continue
         origins = _origins(piece, piece & touching[box])
         owner = None
@@ -273,8 +272,48 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 vid = 10 + n + len(vessels)
                 ids[box][owner == k] = vid
             vessels[vid] = _branch(vid, place.mean(0) * GRID_MM + origin + corner * GRID_MM, vbj, cfg)
-    _name_fragments(ids, vessels, cfg["fragment_bridge_mm"])
+    unjoined = _name_fragments(ids, vessels, cfg["fragment_bridge_mm"])
+    if vbj is not None:
+        _name_unjoined_chains(ids, vessels, unjoined, origin[2], vbj, cfg)
     return VesselMap(ids, origin, GRID_MM, vessels, vbj)
+
+
+def _name_unjoined_chains(ids: np.ndarray, vessels: dict[int, Vessel], unjoined: list[int], origin_z: float,
+                          vbj: float, cfg: dict) -> None:
+    """Name the branch pieces joined neither to the trunk nor to a named branch by how low their chain reaches.
+
+    A thin branch on thick slices can break into a chain of small pieces none of which reaches its
+    origin; a PICA loops up from a vertebral artery to the nerve and down again. Pieces within
+    ``fragment_bridge_mm`` of each other are taken as one chain, and a chain reaching
+    ``unjoined_pica_below_vbj_mm`` below the junction as a PICA, else an AICA. ``origin_z``: RAS z
+    (mm) of the vessel grid's first slice.
+    """
+    if not unjoined:
+        return
+    points = {vid: np.argwhere(ids == vid) * GRID_MM for vid in unjoined}
+    trees = {vid: cKDTree(p) for vid, p in points.items()}
+    reach = cfg["fragment_bridge_mm"] + GRID_MM
+    chain = {vid: vid for vid in unjoined}
+
+    def root(vid: int) -> int:
+        while chain[vid] != vid:
+            vid = chain[vid]
+        return vid
+
+    for k, a in enumerate(unjoined):
+        for b in unjoined[k + 1:]:
+            if np.isfinite(trees[b].query(points[a], distance_upper_bound=reach + 1e-6)[0]).any():
+                chain[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for vid in unjoined:
+        members.setdefault(root(vid), []).append(vid)
+    for group in members.values():
+        low = origin_z + min(points[vid][:, 2].min() for vid in group)
+        guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
+        pieces = "it reaches" if len(group) == 1 else f"its chain of {len(group)} pieces reaches"
+        for vid in group:
+            vessels[vid] = Vessel(vid, guess, 0.35, None,
+                                  f"branch not joined to the trunk in the image; named by how low {pieces} ({low - vbj:.0f} mm from the junction)")
 
 
 def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
@@ -311,17 +350,17 @@ def _origin_across_gap(piece: np.ndarray, corner: np.ndarray, trunk_tree: cKDTre
     return trunk_tree.data[nearest[k]], max(float(distance[k]) - GRID_MM, 0.0)
 
 
-def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float) -> None:
+def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float) -> list[int]:
     """Give a branch piece not joined to the trunk the name of the joined branch it continues.
 
     A thin branch on thick slices breaks into pieces; the piece near the nerve is then cut off
     from its origin. A piece within ``bridge_mm`` of a branch whose origin is known (directly or
     through other pieces) and ending there is taken as its continuation (a branch merely running
-    past does not end there).
+    past does not end there). Returns the pieces left unjoined.
     """
     pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None]  # branches not joined to the trunk
     if not pending:
-        return
+        return []
     boxes = ndimage.find_objects(ids)
     margin = 4  # voxels around a piece's box: room for the 1.5 mm cut in _ends_there
 
@@ -367,3 +406,4 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
         pending.remove(vid)
         named.append(vid)
         trees[vid] = cKDTree(points[vid])
+    return pending
