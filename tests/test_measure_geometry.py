@@ -233,6 +233,24 @@ def test_branch_pieces_joined_to_nothing_are_named_by_how_low_their_chain_reache
     assert all("chain of 3 pieces" in p.reason for p in pieces)
 
 
+def test_branch_pieces_looping_far_below_the_junction_do_not_continue_an_aica():
+    """A PICA that has lost its origin in the image runs down from the nerve, broken once, to 20 mm below the
+    junction; its top lies 1.4 mm from the end of an AICA, as if continuing it. A chain reaching that low is a
+    PICA's loop: it continues no AICA and is named PICA."""
+    spacing = 0.5
+    right = _polyline([9, 0, -30], [9, 0, -8], [1.5, 0, -1], [0, 0, 0])
+    left = _polyline([-9, 0, -30], [-9, 0, -8], [-1.5, 0, -1], [0, 0, 0])
+    basilar = _polyline([0, 0, 0], [0, 0, 25])
+    aica = _polyline([1.7, 0, 6], [16, 0, 6], [20, 0, 2])
+    top = _polyline([20, 0, -0.5], [20, 0, -6])
+    low = _polyline([20, 0, -7.5], [20, 0, -20])
+    tubes = [(right, 1.7), (left, 1.7), (basilar, 1.7), (aica, 0.6), (top, 0.5), (low, 0.5)]
+    found = name_vessels(*_artery_labels(tubes, spacing), 4)
+    assert found.vbj_z_mm is not None and abs(found.vbj_z_mm) <= 2.5
+    names = [found.vessels[int(v)].name for v in found.vessel_at(np.array([[10.0, 0, 6], [20.0, 0, -3], [20.0, 0, -15]]))]
+    assert names == ["AICA", "PICA", "PICA"]
+
+
 def test_broken_branch_piece_takes_the_name_of_the_branch_it_continues():
     """A PICA broken on thick slices: the cut-off piece continues the PICA (1.5 mm end to end), not the AICA
     running past it as close."""

@@ -9,8 +9,10 @@ high on the BA (superior cerebellar territory, named ``unknown``). Two branches 
 other make one piece with two origins; each is followed from its origin straight through the
 place they touch (:mod:`nvc_mri.measure.branch_tracks`) and the piece is split between the two
 courses. Pieces of a branch broken in the image take its name; a branch broken right at its origin
-arises where its end lies within ``fragment_bridge_mm`` of the trunk. Pieces joined to nothing named
-are named, chain by chain, by how low they reach (a PICA loops up from far below the junction).
+arises where its end lies within ``fragment_bridge_mm`` of the trunk. Pieces cut off from the
+trunk are linked into chains: a chain reaching ``unjoined_pica_below_vbj_mm`` below the junction
+is taken as a PICA's caudal loop (an AICA's course stays higher, around the internal auditory
+canal) and continues only a PICA; a chain joined to nothing named is named by how low it reaches.
 The VBJ and a branch's origin are each located to within a few mm, so a branch counts as
 arising from a VA only ``pica_below_vbj_mm`` below the junction (``configs/contact.yaml``).
 """
@@ -272,48 +274,9 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
                 vid = 10 + n + len(vessels)
                 ids[box][owner == k] = vid
             vessels[vid] = _branch(vid, place.mean(0) * GRID_MM + origin + corner * GRID_MM, vbj, cfg)
-    unjoined = _name_fragments(ids, vessels, cfg["fragment_bridge_mm"])
-    if vbj is not None:
-        _name_unjoined_chains(ids, vessels, unjoined, origin[2], vbj, cfg)
+    junction = None if vbj is None else (vbj - origin[2], cfg["unjoined_pica_below_vbj_mm"])
+    _name_fragments(ids, vessels, cfg["fragment_bridge_mm"], junction)
     return VesselMap(ids, origin, GRID_MM, vessels, vbj)
-
-
-def _name_unjoined_chains(ids: np.ndarray, vessels: dict[int, Vessel], unjoined: list[int], origin_z: float,
-                          vbj: float, cfg: dict) -> None:
-    """Name the branch pieces joined neither to the trunk nor to a named branch by how low their chain reaches.
-
-    A thin branch on thick slices can break into a chain of small pieces none of which reaches its
-    origin; a PICA loops up from a vertebral artery to the nerve and down again. Pieces within
-    ``fragment_bridge_mm`` of each other are taken as one chain, and a chain reaching
-    ``unjoined_pica_below_vbj_mm`` below the junction as a PICA, else an AICA. ``origin_z``: RAS z
-    (mm) of the vessel grid's first slice.
-    """
-    if not unjoined:
-        return
-    points = {vid: np.argwhere(ids == vid) * GRID_MM for vid in unjoined}
-    trees = {vid: cKDTree(p) for vid, p in points.items()}
-    reach = cfg["fragment_bridge_mm"] + GRID_MM
-    chain = {vid: vid for vid in unjoined}
-
-    def root(vid: int) -> int:
-        while chain[vid] != vid:
-            vid = chain[vid]
-        return vid
-
-    for k, a in enumerate(unjoined):
-        for b in unjoined[k + 1:]:
-            if np.isfinite(trees[b].query(points[a], distance_upper_bound=reach + 1e-6)[0]).any():
-                chain[root(a)] = root(b)
-    members: dict[int, list[int]] = {}
-    for vid in unjoined:
-        members.setdefault(root(vid), []).append(vid)
-    for group in members.values():
-        low = origin_z + min(points[vid][:, 2].min() for vid in group)
-        guess = "PICA" if low < vbj - cfg["unjoined_pica_below_vbj_mm"] else "AICA"
-        pieces = "it reaches" if len(group) == 1 else f"its chain of {len(group)} pieces reaches"
-        for vid in group:
-            vessels[vid] = Vessel(vid, guess, 0.35, None,
-                                  f"branch not joined to the trunk in the image; named by how low {pieces} ({low - vbj:.0f} mm from the junction)")
 
 
 def _ends_near(piece: np.ndarray, fragment_mm: np.ndarray) -> bool:
@@ -350,17 +313,24 @@ def _origin_across_gap(piece: np.ndarray, corner: np.ndarray, trunk_tree: cKDTre
     return trunk_tree.data[nearest[k]], max(float(distance[k]) - GRID_MM, 0.0)
 
 
-def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float) -> list[int]:
+def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: float,
+                    junction: tuple[float, float] | None = None) -> None:
     """Give a branch piece not joined to the trunk the name of the joined branch it continues.
 
     A thin branch on thick slices breaks into pieces; the piece near the nerve is then cut off
     from its origin. A piece within ``bridge_mm`` of a branch whose origin is known (directly or
     through other pieces) and ending there is taken as its continuation (a branch merely running
-    past does not end there). Returns the pieces left unjoined.
+    past does not end there).
+
+    With ``junction`` (the junction's z in mm from the vessel grid's first slice, and
+    ``unjoined_pica_below_vbj_mm``), the pieces not joined to the trunk are first linked into chains
+    (pieces within ``bridge_mm`` of each other). A chain reaching that far below the junction is a
+    PICA's loop down from the nerve and continues only a PICA, not an AICA or another branch it
+    passes close to; a chain joined to nothing is named by how low it reaches.
     """
     pending = [vid for vid, v in vessels.items() if vid >= 10 and v.origin_ras_mm is None]  # branches not joined to the trunk
     if not pending:
-        return []
+        return
     boxes = ndimage.find_objects(ids)
     margin = 4  # voxels around a piece's box: room for the 1.5 mm cut in _ends_there
 
@@ -378,6 +348,9 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
     trees = {vid: cKDTree(points[vid]) for vid in named}
     origin_reason = {vid: vessels[vid].reason for vid in named}
     reach = bridge_mm + GRID_MM
+    chains = _chains({vid: points[vid] for vid in pending}, reach)
+    lowest = {vid: min(points[k][:, 2].min() for k in chain) for chain in chains for vid in chain}
+    caudal = {vid for vid in pending if junction is not None and lowest[vid] < junction[0] - junction[1]}
     gaps: dict[tuple[int, int], float] = {}   # (piece, named branch) -> mm
     ends: dict[tuple[int, int], bool] = {}
 
@@ -395,7 +368,8 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
                 if (vid, other) not in gaps:
                     gaps[vid, other] = float(trees[other].query(points[vid], distance_upper_bound=reach + 1e-6)[0].min())
         candidates = sorted((gap, vid, other) for (vid, other), gap in gaps.items() if vid in pending and gap <= reach)
-        join = next(((gap, vid, other) for gap, vid, other in candidates if continues(vid, other)), None)
+        join = next(((gap, vid, other) for gap, vid, other in candidates
+                     if (vid not in caudal or vessels[other].name == "PICA") and continues(vid, other)), None)
         if join is None:
             break
         gap, vid, other = join
@@ -406,4 +380,33 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
         pending.remove(vid)
         named.append(vid)
         trees[vid] = cKDTree(points[vid])
-    return pending
+    if junction is None:
+        return
+    for chain in _chains({vid: points[vid] for vid in pending}, reach):
+        low = min(points[vid][:, 2].min() for vid in chain) - junction[0]
+        guess = "PICA" if low < -junction[1] else "AICA"
+        pieces = "it reaches" if len(chain) == 1 else f"its chain of {len(chain)} pieces reaches"
+        for vid in chain:
+            vessels[vid] = Vessel(vid, guess, 0.35, None,
+                                  f"branch not joined to the trunk in the image; named by how low {pieces} ({low:.0f} mm from the junction)")
+
+
+def _chains(points: dict[int, np.ndarray], reach_mm: float) -> list[list[int]]:
+    """Pieces (id -> voxel centres in mm) linked through gaps of at most ``reach_mm`` (centre to centre), chain by chain."""
+    vids = list(points)
+    trees = {vid: cKDTree(p) for vid, p in points.items()}
+    chain = {vid: vid for vid in vids}
+
+    def root(vid: int) -> int:
+        while chain[vid] != vid:
+            vid = chain[vid]
+        return vid
+
+    for k, a in enumerate(vids):
+        for b in vids[k + 1:]:
+            if root(a) != root(b) and np.isfinite(trees[b].query(points[a], distance_upper_bound=reach_mm + 1e-6)[0]).any():
+                chain[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for vid in vids:
+        members.setdefault(root(vid), []).append(vid)
+    return list(members.values())
