@@ -25,6 +25,7 @@ from nvc_mri.measure.fields import (
     distance_field,
     local_labels,
     signed_distance_mm,
+    SurfaceDistance,
     surface_normal,
 )
 from nvc_mri.measure.findings import (
@@ -144,16 +145,16 @@ class _SideRegion:
         self.local = local_labels(scene.labels, scene.affine, lower, upper, MEASURE_GRID_MM)
         coarse = local_labels(scene.labels, scene.affine, lower, upper, BRAINSTEM_GRID_MM)
         smooth_mm = scene.label_tolerance_mm  # half the largest voxel side: the labels' steps
-        coarse_sdf = distance_field(brainstem_for_landmarks(coarse.labels == Label.BRAINSTEM, coarse.spacing, smooth_mm), coarse)
+        coarse_sdf = distance_field(brainstem_for_landmarks(coarse.labels == Label.BRAINSTEM, coarse.spacing, smooth_mm) >= 0.5, coarse)
         near_root = nerve_points[coarse_sdf(nerve_points) <= ROOT_REACH_MM]
         self.brainstem_sdf = coarse_sdf
         if len(near_root):
             box = self.local.index(np.array([near_root.min(0) - 3.0, near_root.max(0) + 3.0]))
             crop = box_around(box, 0, self.local.labels.shape)
-            brainstem = brainstem_for_landmarks(self.local.labels[crop] == Label.BRAINSTEM, self.local.spacing, smooth_mm)
-            fine = DistanceField(signed_distance_mm(brainstem, self.local.spacing),
-                                 np.asarray(self.local.grid.origin) + np.array([c.start for c in crop]) * self.local.spacing,
-                                 self.local.spacing)
+            occupancy = brainstem_for_landmarks(self.local.labels[crop] == Label.BRAINSTEM, self.local.spacing, smooth_mm)
+            fine = SurfaceDistance(DistanceField(signed_distance_mm(occupancy >= 0.5, self.local.spacing),
+                                                 np.asarray(self.local.grid.origin) + np.array([c.start for c in crop]) * self.local.spacing,
+                                                 self.local.spacing), occupancy)
             self.brainstem_sdf = lambda p: np.where(np.isfinite(f := fine(p)), f, coarse_sdf(p))  # noqa: E731
 
 

@@ -210,13 +210,14 @@ def connected_tube(mask: np.ndarray, spacing: float, bridge_mm: float = 1.5) -> 
 
 
 def brainstem_for_landmarks(brainstem: np.ndarray, spacing: float, smooth_mm: float, close_mm: float = 1.0) -> np.ndarray:
-    """The brainstem with the notch its own nerve roots make filled in (morphological closing) and the
-    steps of its labels' voxels smoothed away by a Gaussian of ``smooth_mm`` (half the label grid's largest
-    voxel side; :func:`~nvc_mri.measure.fields.smooth_surface`): the nerve's gap to it decides where the nerve detaches."""
+    """Occupancy (float, surface at 0.5) of the brainstem with the notch its own nerve roots make filled in
+    (morphological closing) and the steps of its labels' voxels smoothed away by a Gaussian of ``smooth_mm``
+    (half the label grid's largest voxel side; :func:`~nvc_mri.measure.fields.smooth_occupancy`): the nerve's gap
+    to it decides where the nerve detaches."""
     from nvc_mri.measure.fields import close_mm as closing
-    from nvc_mri.measure.fields import smooth_surface
+    from nvc_mri.measure.fields import smooth_occupancy
 
-    return smooth_surface(closing(brainstem, close_mm, spacing), smooth_mm, spacing)
+    return smooth_occupancy(closing(brainstem, close_mm, spacing), smooth_mm, spacing)
 
 
 def extra_axial(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceField, depth_mm: float) -> np.ndarray:
