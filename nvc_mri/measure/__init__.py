@@ -21,11 +21,11 @@ from nvc_mri.measure.contact import Approach, closest_approach, deformation
 from nvc_mri.measure.fields import (
     DistanceField,
     LocalLabels,
+    SurfaceDistance,
     box_around,
     distance_field,
     local_labels,
     signed_distance_mm,
-    SurfaceDistance,
     surface_normal,
 )
 from nvc_mri.measure.findings import (

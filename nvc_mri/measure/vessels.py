@@ -348,9 +348,11 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
     trees = {vid: cKDTree(points[vid]) for vid in named}
     origin_reason = {vid: vessels[vid].reason for vid in named}
     reach = bridge_mm + GRID_MM
-    chains = _chains({vid: points[vid] for vid in pending}, reach)
-    lowest = {vid: min(points[k][:, 2].min() for k in chain) for chain in chains for vid in chain}
-    caudal = {vid for vid in pending if junction is not None and lowest[vid] < junction[0] - junction[1]}
+    caudal: set[int] = set()  # pieces of chains looping far below the junction
+    if junction is not None:
+        for chain in _chains({vid: points[vid] for vid in pending}, reach):
+            if min(points[vid][:, 2].min() for vid in chain) < junction[0] - junction[1]:
+                caudal.update(chain)
     gaps: dict[tuple[int, int], float] = {}   # (piece, named branch) -> mm
     ends: dict[tuple[int, int], bool] = {}
 
