@@ -53,13 +53,16 @@ def surface_normal(sdf, point_mm: np.ndarray, step_mm: float = 0.5) -> np.ndarra
 
     None where the distance is not known around the point.
     """
-    offsets = np.vstack([np.eye(3), -np.eye(3)]) * step_mm
-    values = sdf(np.asarray(point_mm, float) + offsets)
-    if not np.all(np.isfinite(values)):
-        return None
-    gradient = values[:3] - values[3:]
-    norm = float(np.linalg.norm(gradient))
-    return gradient / norm if norm > 1e-9 else None
+    normal, known = surface_normals(sdf, np.atleast_2d(np.asarray(point_mm, float)), step_mm)
+    return normal[0] if known[0] else None
+
+
+def surface_normals(sdf, points_mm: np.ndarray, step_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`surface_normal` at each of ``points_mm`` (n, 3): unit normals (n, 3) and where they are known (n,)."""
+    gradient = np.stack([sdf(points_mm + step_mm * e) - sdf(points_mm - step_mm * e) for e in np.eye(3)], axis=1)
+    norm = np.linalg.norm(gradient, axis=1, keepdims=True)
+    known = np.all(np.isfinite(gradient), axis=1) & (norm[:, 0] > 1e-9)
+    return np.where(known[:, None], gradient / np.where(known[:, None], norm, 1.0), 0.0), known
 
 
 def distance_field(mask: np.ndarray, local: LocalLabels, box: tuple[slice, slice, slice] | None = None) -> DistanceField:
@@ -156,12 +159,8 @@ class SurfaceDistance:
         if len(near) == 0:
             return d
         h = self.coarse.spacing
-        p = points[near]
-        grad = np.stack([self.coarse(p + h * e) - self.coarse(p - h * e) for e in np.eye(3)], axis=1)
-        norm = np.linalg.norm(grad, axis=1, keepdims=True)
-        ok = np.all(np.isfinite(grad), axis=1) & (norm[:, 0] > 1e-6)
-        normal = grad / np.maximum(norm, 1e-6)
-        foot = p - d[near, None] * normal
+        normal, ok = surface_normals(self.coarse, points[near], h)
+        foot = points[near] - d[near, None] * normal
 
         def occupancy(x: np.ndarray) -> np.ndarray:
             return sample(self.occupancy, (x - self.coarse.origin) / h, fill=np.nan)

@@ -24,7 +24,7 @@ from functools import cached_property
 
 import numpy as np
 from scipy import ndimage
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
@@ -396,19 +396,8 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
 def _chains(points: dict[int, np.ndarray], reach_mm: float) -> list[list[int]]:
     """Pieces (id -> voxel centres in mm) linked through gaps of at most ``reach_mm`` (centre to centre), chain by chain."""
     vids = list(points)
-    trees = {vid: cKDTree(p) for vid, p in points.items()}
-    chain = {vid: vid for vid in vids}
-
-    def root(vid: int) -> int:
-        while chain[vid] != vid:
-            vid = chain[vid]
-        return vid
-
-    for k, a in enumerate(vids):
-        for b in vids[k + 1:]:
-            if root(a) != root(b) and np.isfinite(trees[b].query(points[a], distance_upper_bound=reach_mm + 1e-6)[0]).any():
-                chain[root(a)] = root(b)
-    members: dict[int, list[int]] = {}
-    for vid in vids:
-        members.setdefault(root(vid), []).append(vid)
-    return list(members.values())
+    trees = [cKDTree(points[vid]) for vid in vids]
+    near = np.array([[a < b and np.isfinite(trees[b].query(points[vids[a]], distance_upper_bound=reach_mm + 1e-6)[0]).any()
+                      for b in range(len(vids))] for a in range(len(vids))], dtype=bool).reshape(len(vids), len(vids))
+    _, chain = connected_components(near, directed=False)
+    return [[vid for vid, c in zip(vids, chain) if c == k] for k in np.unique(chain)]
