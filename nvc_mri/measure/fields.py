@@ -148,22 +148,22 @@ class SurfaceDistance:
     transform gives, along the surface normal, to where the interpolated occupancy crosses 0.5.
     """
 
-    coarse: DistanceField        # of the occupancy >= 0.5, on the occupancy's grid
+    voxelwise: DistanceField     # of the occupancy >= 0.5 (distance transform), on the occupancy's grid
     occupancy: np.ndarray        # float, same grid
     reach_mm: float = 2.0        # refined within this distance of the surface
 
     def __call__(self, points_mm: np.ndarray) -> np.ndarray:
         points = np.atleast_2d(np.asarray(points_mm, float))
-        d = self.coarse(points)
+        d = self.voxelwise(points)
         near = np.flatnonzero(np.isfinite(d) & (np.abs(d) <= self.reach_mm))
         if len(near) == 0:
             return d
-        h = self.coarse.spacing
-        normal, ok = surface_normals(self.coarse, points[near], h)
+        h = self.voxelwise.spacing
+        normal, ok = surface_normals(self.voxelwise, points[near], h)
         foot = points[near] - d[near, None] * normal
 
         def occupancy(x: np.ndarray) -> np.ndarray:
-            return sample(self.occupancy, (x - self.coarse.origin) / h, fill=np.nan)
+            return sample(self.occupancy, (x - self.voxelwise.origin) / h, fill=np.nan)
 
         slope = (occupancy(foot + h * normal) - occupancy(foot - h * normal)) / (2 * h)  # per mm outward, < 0
         ok &= np.isfinite(slope) & (slope < -0.1)
