@@ -426,6 +426,36 @@ def test_detachment_bend_is_not_displacement_in_the_transition_zone():
     assert pushed > 0.5  # a push along the surface there is still a displacement
 
 
+def test_displacement_is_measured_across_the_nerve_when_the_arterys_nearest_voxel_lies_along_it():
+    """A cisternal nerve pushed 1 mm sideways (Gaussian, sd 1.5 mm) by an artery crossing it. The artery voxel
+    nearest the nerve need not face the contact's centreline point: here it lies 0.6 mm further along the nerve.
+    The push is measured across the nerve, so that offset does not shrink it (taken straight from the axis to that
+    voxel, the direction tilts along the nerve and the push read 0.75 mm, a contact rather than a deformity)."""
+    from nvc_mri.measure.fields import LocalLabels
+    from nvc_mri.segment.grid import WorldGrid
+
+    nerve_r, artery_r, spacing, push = 0.6, 0.8, 0.25, 1.0
+    x = np.arange(0.0, 20.0, 0.05)
+    axis = np.stack([x, -push * np.exp(-0.5 * ((x - 10.0) / 1.5) ** 2), np.zeros_like(x)], 1)
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(axis, axis=0), axis=1))]
+    course = NerveCourse(axis, arc, nerve_r, 0.0, np.full(len(x), 3.0))
+    s_contact = float(np.interp(10.0, x, arc))
+    contact = course.point_at(s_contact) + [0.0, nerve_r, 0.0]
+    tube = ArteryTube(np.array([contact + [0.0, artery_r, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
+    origin = np.array([-1.0, -3.0, -2.0])
+    shape = tuple(int(n) for n in np.ceil((np.array([21.0, 2.0, 2.0]) - origin) / spacing))
+    centres = np.stack(np.meshgrid(*[origin[k] + np.arange(shape[k]) * spacing for k in range(3)], indexing="ij"), -1)
+    mask = (cKDTree(axis).query(centres.reshape(-1, 3))[0] <= nerve_r).reshape(shape)
+    local = LocalLabels(mask.astype(np.uint8), WorldGrid(tuple(origin), spacing, shape))
+    displacements = []
+    for along_mm in (0.0, 0.6):
+        artery_voxel = contact + [along_mm, 0.1, 0.0]
+        approach = Approach(0.0, 0.0, 0.0, s_contact, contact, artery_voxel, tube, s_contact, contact)
+        displacements.append(deformation(course, approach, mask, local)[1])
+    assert 0.9 < displacements[0] < 1.05
+    assert abs(displacements[1] - displacements[0]) < 0.02
+
+
 def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: float = 0.25):
     """A 0.6 mm nerve lying on a flat brainstem (surface z = 0, its axis 0.8 radii above it, as the phantom draws
     it), whose label carries on 1 mm into the brainstem along its root (straight down at the root exit point);

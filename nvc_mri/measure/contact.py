@@ -183,9 +183,7 @@ def far_side_indentation(course: NerveCourse, approach: Approach, nerve_mask: np
     reach = tube.radius_mm + 3 * course.radius_mm + 1.5
     corners = local.index(np.array([approach.nerve_point_mm - reach, approach.nerve_point_mm + reach]))
     nerve_sdf = distance_field(nerve_mask, local, box_around(corners, 2, nerve_mask.shape))
-    i = int(np.argmin(np.abs(course.arc_mm - approach.arc_mm)))
-    tangent = course.points[min(i + 5, len(course.points) - 1)] - course.points[max(i - 5, 0)]
-    tangent /= max(np.linalg.norm(tangent), 1e-9)
+    tangent = course.tangent_at(approach.arc_mm)
     estimates = []
     for shift in (-0.5, -0.25, 0.0, 0.25, 0.5):
         centre = course.point_at(approach.arc_mm + shift)
@@ -233,7 +231,9 @@ def deformation(course: NerveCourse, approach: Approach, nerve_mask: np.ndarray,
     if far_axis is None:
         return indentation, 0.0
     axis = course.point_at(approach.arc_mm)
+    tangent = course.tangent_at(approach.arc_mm)
     away = axis - approach.artery_point_mm
+    away -= (away @ tangent) * tangent  # across the nerve: the artery's nearest point may lie up or down the nerve
     away /= max(np.linalg.norm(away), 1e-9)
     shift = axis - far_axis
     if brainstem_normal is not None:

@@ -51,6 +51,13 @@ class NerveCourse:
     def point_at(self, s_mm: float) -> np.ndarray:
         return np.array([np.interp(s_mm, self.arc_mm, self.points[:, k]) for k in range(3)])
 
+    def tangent_at(self, s_mm: float, half_span_mm: float = 0.5) -> np.ndarray:
+        """Unit vector along the centreline at arc length ``s_mm`` (outwards), over ``half_span_mm`` either side."""
+        i = int(np.argmin(np.abs(self.arc_mm - s_mm)))
+        k = max(1, round(half_span_mm / STEP_MM))
+        tangent = self.points[min(i + k, len(self.points) - 1)] - self.points[max(i - k, 0)]
+        return tangent / max(float(np.linalg.norm(tangent)), 1e-9)
+
     @property
     def root_exit_point(self) -> np.ndarray:
         return self.point_at(0.0)
