@@ -430,7 +430,7 @@ def test_displacement_is_measured_across_the_nerve_when_the_arterys_nearest_voxe
     """A cisternal nerve pushed 1 mm sideways (Gaussian, sd 1.5 mm) by an artery crossing it. The artery voxel
     nearest the nerve need not face the contact's centreline point: here it lies 0.6 mm further along the nerve.
     The push is measured across the nerve, so that offset does not shrink it (taken straight from the axis to that
-    voxel, the direction tilts along the nerve and the push read 0.75 mm, a contact rather than a deformity)."""
+    voxel, the direction tilts along the nerve and the push read 0.74 mm, a contact rather than a deformity)."""
     from nvc_mri.measure.fields import LocalLabels
     from nvc_mri.segment.grid import WorldGrid
 
