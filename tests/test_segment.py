@@ -259,6 +259,35 @@ def test_lesion_pieces_without_coarse_support_are_dropped():
     assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.0) == labels).all()
 
 
+def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept():
+    """The coarse pass misses small intracanalicular schwannomas. With no coarse support anywhere, only the lesion
+    piece lying against the nerve (1.5 mm off it) far from the brainstem stays; a piece wrapped round the nerve
+    (thickened nerve), one against the nerve but on the brainstem, and one far from the nerve go; a piece with
+    coarse support stays. Without the postprocess config every unconfirmed piece goes, as before."""
+    from nvc_mri.config import load_config
+    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.segment.inference import drop_unconfirmed_lesions
+
+    labels = np.zeros((80, 40, 40), np.uint8)
+    labels[0:20, 10:30, :] = Label.BRAINSTEM                  # x 0-9.5 mm
+    labels[40:50, 18:23, 18:23] = Label.LESION               # wrapped round the nerve
+    labels[20:78, 20, 20] = Label.VESTIBULOCOCHLEAR_NERVE    # along x at y = z = 10 mm
+    labels[60:68, 23:28, 17:24] = Label.LESION               # against the nerve, 10 mm lateral to the brainstem
+    labels[21:27, 23:28, 17:24] = Label.LESION               # against the nerve, 1 mm from the brainstem
+    labels[60:66, 2:8, 2:8] = Label.LESION                   # far from the nerve
+    labels[72:76, 2:6, 2:6] = Label.LESION                   # far from the nerve, with coarse support (numbered last)
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    coarse_grid = WorldGrid((0.0, 0.0, 0.0), 2.0, (20, 10, 10))
+    coarse = np.zeros(coarse_grid.shape, np.float32)
+    coarse[18:20, 0:2, 0:2] = 0.9
+    config = load_config("model.yaml")["postprocess"]
+    out = drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5, config)
+    lesion = out == Label.LESION
+    assert lesion[60:68, 23:28, 17:24].all() and lesion[72:76, 2:6, 2:6].all() and lesion.sum() == 8 * 5 * 7 + 4 ** 3
+    assert (out == Label.VESTIBULOCOCHLEAR_NERVE).sum() == (labels == Label.VESTIBULOCOCHLEAR_NERVE).sum()
+    assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5) == Label.LESION).sum() == 4 ** 3
+
+
 def test_evaluate_cli_names_a_missing_folder(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "missing"), str(tmp_path)])
     assert result.exit_code == 2 and "missing: not a folder" in result.output

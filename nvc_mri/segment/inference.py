@@ -145,7 +145,7 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     t = time.perf_counter()
     labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume), volume.affine, config["postprocess"])
     drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
-                             float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)))
+                             float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)), config["postprocess"])
     timings["map_back"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     box = (fine_grid.affine[:3, 3], fine_grid.upper)
@@ -191,9 +191,44 @@ def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offse
     return labels
 
 
+def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """Which lesion pieces lie against the CN VII/VIII bundle, away from the brainstem, as a small
+    intracanalicular vestibular schwannoma does (boolean per piece number, index 0 unused).
+
+    A piece counts when it comes within ``lesion_on_nerve_mm`` of a nerve label, less than
+    ``lesion_on_nerve_max_share`` of its voxels lie within 1 mm of the nerve labels (more is a stretch of
+    thickened nerve labelled lesion) and none lies within ``lesion_on_nerve_brainstem_clear_mm`` of the brainstem
+    (pieces on the brainstem's surface are tissue of the same signal). ``lesion_on_nerve_mm`` 0 switches this off.
+    """
+    from scipy.spatial import cKDTree
+
+    found = np.zeros(int(pieces.max()) + 1, bool)
+    abut_mm = float(config.get("lesion_on_nerve_mm", 0.0))
+    nerves = np.argwhere((labels == Label.FACIAL_NERVE) | (labels == Label.VESTIBULOCOCHLEAR_NERVE))
+    if abut_mm <= 0 or len(nerves) == 0:
+        return found
+    to_world = affine[:3, :3].T
+    nerve_tree = cKDTree(nerves @ to_world + affine[:3, 3])
+    brainstem = np.argwhere(labels == Label.BRAINSTEM)
+    brainstem_tree = cKDTree(brainstem @ to_world + affine[:3, 3]) if len(brainstem) else None
+    clear_mm = float(config["lesion_on_nerve_brainstem_clear_mm"])
+    index = np.argwhere(pieces > 0)
+    owner = pieces[tuple(index.T)]
+    for number in np.unique(owner):
+        points = index[owner == number] @ to_world + affine[:3, 3]
+        to_nerve = nerve_tree.query(points, distance_upper_bound=max(abut_mm, 1.0))[0]
+        if to_nerve.min() > abut_mm or (to_nerve <= 1.0).mean() >= float(config["lesion_on_nerve_max_share"]):
+            continue
+        found[number] = brainstem_tree is None or not np.isfinite(brainstem_tree.query(points, distance_upper_bound=clear_mm)[0]).any()
+    return found
+
+
 def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesion: np.ndarray, coarse_grid: WorldGrid,
-                             min_probability: float) -> np.ndarray:
+                             min_probability: float, config: dict[str, Any] | None = None) -> np.ndarray:
     """Set to background every lesion piece in which the coarse lesion probability never reaches ``min_probability`` (in place).
+
+    The coarse pass (2 mm voxels) misses lesions of a few millimetres; a piece lying against the nerves
+    (:func:`lesions_against_the_nerves`, with the postprocess ``config``) is kept without its support.
 
     Parameters
     ----------
@@ -215,8 +250,11 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     probability = ndimage.map_coordinates(coarse_lesion, coarse_index.T, order=1, mode="nearest")
     best = np.zeros(n + 1)
     np.maximum.at(best, pieces[tuple(index.T)], probability)
-    unconfirmed = np.flatnonzero(best[1:] < min_probability) + 1  # piece numbers (0 is everything else)
-    labels[np.isin(pieces, unconfirmed)] = Label.BACKGROUND
+    unconfirmed = best < min_probability
+    unconfirmed[0] = False  # everything else
+    if config is not None and unconfirmed.any():
+        unconfirmed &= ~lesions_against_the_nerves(pieces, labels, affine, config)
+    labels[np.isin(pieces, np.flatnonzero(unconfirmed))] = Label.BACKGROUND
     return labels
 
 
