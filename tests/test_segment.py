@@ -73,6 +73,18 @@ def test_inference_is_deterministic_on_cpu(small_case):
     assert np.array_equal(a, b)
 
 
+def test_lesions_are_not_kept_beside_nerves_after_the_whole_volume_fallback(small_case, monkeypatch):
+    """Without a trusted region (the coarse pass's fallback) stray nerve labels can lie anywhere, so unconfirmed
+    lesion pieces beside them are not kept: the clean-up gets no config for that rule."""
+    from nvc_mri.segment import inference
+
+    seen = []
+    original = inference.drop_unconfirmed_lesions
+    monkeypatch.setattr(inference, "drop_unconfirmed_lesions", lambda *args: seen.append(args[5]) or original(*args))
+    run_segmentation(small_case.image, networks=new_networks(), device="cpu", force_fallback=True)
+    assert seen == [None]
+
+
 def test_fine_region_from_truth_covers_both_nerves_and_rejects_implausible_maps(small_case):
     from nvc_mri.segment.grid import resample_labels
 

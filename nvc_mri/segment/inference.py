@@ -144,8 +144,11 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
 
     t = time.perf_counter()
     labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume), volume.affine, config["postprocess"])
+    # pieces against the nerves are kept only inside a trusted region: without one (whole-volume fallback,
+    # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
     drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
-                             float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)), config["postprocess"])
+                             float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)),
+                             None if used_fallback else config["postprocess"])
     timings["map_back"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     box = (fine_grid.affine[:3, 3], fine_grid.upper)
