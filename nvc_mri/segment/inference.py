@@ -194,9 +194,10 @@ def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offse
     return labels
 
 
-def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """Which lesion pieces lie against the CN VII/VIII bundle, away from the brainstem, as a small
-    intracanalicular vestibular schwannoma does (boolean per piece number, index 0 unused).
+def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: np.ndarray, config: dict[str, Any],
+                               numbers: np.ndarray | None = None) -> np.ndarray:
+    """Which lesion pieces (of ``numbers``, default all) lie against the CN VII/VIII bundle, away from the
+    brainstem, as a small intracanalicular vestibular schwannoma does (boolean per piece number, index 0 unused).
 
     A piece counts when it comes within ``lesion_on_nerve_mm`` of a nerve label, less than
     ``lesion_on_nerve_max_share`` of its voxels lie within 1 mm of the nerve labels (more is a stretch of
@@ -210,18 +211,23 @@ def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: n
     nerves = np.argwhere((labels == Label.FACIAL_NERVE) | (labels == Label.VESTIBULOCOCHLEAR_NERVE))
     if abut_mm <= 0 or len(nerves) == 0:
         return found
-    to_world = affine[:3, :3].T
-    nerve_tree = cKDTree(nerves @ to_world + affine[:3, 3])
-    brainstem = np.argwhere(labels == Label.BRAINSTEM)
-    brainstem_tree = cKDTree(brainstem @ to_world + affine[:3, 3]) if len(brainstem) else None
-    clear_mm = float(config["lesion_on_nerve_brainstem_clear_mm"])
+
+    def world(index: np.ndarray) -> np.ndarray:
+        return index @ affine[:3, :3].T + affine[:3, 3]
+
+    nerve_tree = cKDTree(world(nerves))
     index = np.argwhere(pieces > 0)
     owner = pieces[tuple(index.T)]
-    for number in np.unique(owner):
-        points = index[owner == number] @ to_world + affine[:3, 3]
+    beside = {}  # pieces against the nerve that are not the nerve: their world points
+    for number in np.unique(owner) if numbers is None else numbers:
+        points = world(index[owner == number])
         to_nerve = nerve_tree.query(points, distance_upper_bound=max(abut_mm, 1.0))[0]
-        if to_nerve.min() > abut_mm or (to_nerve <= 1.0).mean() >= float(config["lesion_on_nerve_max_share"]):
-            continue
+        if len(points) and to_nerve.min() <= abut_mm and (to_nerve <= 1.0).mean() < float(config["lesion_on_nerve_max_share"]):
+            beside[int(number)] = points
+    brainstem = np.argwhere(labels == Label.BRAINSTEM) if beside else np.empty((0, 3))
+    clear_mm = float(config["lesion_on_nerve_brainstem_clear_mm"])
+    brainstem_tree = cKDTree(world(brainstem)) if len(brainstem) else None
+    for number, points in beside.items():
         found[number] = brainstem_tree is None or not np.isfinite(brainstem_tree.query(points, distance_upper_bound=clear_mm)[0]).any()
     return found
 
@@ -256,7 +262,7 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     unconfirmed = best < min_probability
     unconfirmed[0] = False  # everything else
     if config is not None and unconfirmed.any():
-        unconfirmed &= ~lesions_against_the_nerves(pieces, labels, affine, config)
+        unconfirmed &= ~lesions_against_the_nerves(pieces, labels, affine, config, np.flatnonzero(unconfirmed))
     labels[np.isin(pieces, np.flatnonzero(unconfirmed))] = Label.BACKGROUND
     return labels
 
