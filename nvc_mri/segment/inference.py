@@ -169,6 +169,11 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     return labels
 
 
+def _world_mm(index: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """RAS+ mm of voxel indices ``index`` (n, 3)."""
+    return index @ affine[:3, :3].T + affine[:3, 3]
+
+
 def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offset_mm: float) -> np.ndarray:
     """Set every brainstem voxel outside one 26-connected brainstem piece to background (in place).
 
@@ -211,22 +216,20 @@ def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: n
     nerves = np.argwhere((labels == Label.FACIAL_NERVE) | (labels == Label.VESTIBULOCOCHLEAR_NERVE))
     if abut_mm <= 0 or len(nerves) == 0:
         return found
-
-    def world(index: np.ndarray) -> np.ndarray:
-        return index @ affine[:3, :3].T + affine[:3, 3]
-
-    nerve_tree = cKDTree(world(nerves))
+    nerve_tree = cKDTree(_world_mm(nerves, affine))
     index = np.argwhere(pieces > 0)
     owner = pieces[tuple(index.T)]
     beside = {}  # pieces against the nerve that are not the nerve: their world points
     for number in np.unique(owner) if numbers is None else numbers:
-        points = world(index[owner == number])
+        points = _world_mm(index[owner == number], affine)
         to_nerve = nerve_tree.query(points, distance_upper_bound=max(abut_mm, 1.0))[0]
         if len(points) and to_nerve.min() <= abut_mm and (to_nerve <= 1.0).mean() < float(config["lesion_on_nerve_max_share"]):
             beside[int(number)] = points
-    brainstem = np.argwhere(labels == Label.BRAINSTEM) if beside else np.empty((0, 3))
+    if not beside:
+        return found
+    brainstem = np.argwhere(labels == Label.BRAINSTEM)
     clear_mm = float(config["lesion_on_nerve_brainstem_clear_mm"])
-    brainstem_tree = cKDTree(world(brainstem)) if len(brainstem) else None
+    brainstem_tree = cKDTree(_world_mm(brainstem, affine)) if len(brainstem) else None
     for number, points in beside.items():
         found[number] = brainstem_tree is None or not np.isfinite(brainstem_tree.query(points, distance_upper_bound=clear_mm)[0]).any()
     return found
@@ -254,7 +257,7 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     if n == 0:
         return labels
     index = np.argwhere(pieces > 0)
-    world = index @ affine[:3, :3].T + affine[:3, 3]
+    world = _world_mm(index, affine)
     coarse_index = (world - np.asarray(coarse_grid.origin)) / coarse_grid.spacing
     probability = ndimage.map_coordinates(coarse_lesion, coarse_index.T, order=1, mode="nearest")
     best = np.zeros(n + 1)
@@ -280,10 +283,10 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
     if n <= 1:
         return labels
     index = np.argwhere(pieces > 0)
-    world = index @ affine[:3, :3].T + affine[:3, 3]
+    world = _world_mm(index, affine)
     owner = pieces[tuple(index.T)]
     brainstem = np.argwhere(labels == Label.BRAINSTEM)
-    midline = (brainstem @ affine[:3, :3].T + affine[:3, 3])[:, 0].mean() if len(brainstem) else world[:, 0].mean()
+    midline = _world_mm(brainstem, affine)[:, 0].mean() if len(brainstem) else world[:, 0].mean()
     side_of = {p: world[owner == p, 0].mean() >= midline for p in range(1, n + 1)}
     points = {p: world[owner == p] for p in range(1, n + 1)}
     trees = {p: cKDTree(points[p]) for p in range(1, n + 1)}
