@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from nvc_mri.cli import app
@@ -16,6 +17,7 @@ from nvc_mri.segment.evaluate import case_metrics
 from nvc_mri.segment.grid import bounding_grid, resample
 from nvc_mri.segment.inference import run_segmentation, segment
 from nvc_mri.segment.model import (
+    file_sha256,
     load_networks,
     new_networks,
     save_weights,
@@ -180,6 +182,28 @@ threads: 2
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 3
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3  # 2 steps, then 1 more after resuming
+    first_weights = tmp_path / "run" / "nvc_unet.safetensors"
+    config.write_text(config.read_text().replace(f"run_dir: {tmp_path / 'run'}", f"run_dir: {tmp_path / 'more'}")
+                      + f"initial_weights: {first_weights}\n")
+    more = runner.invoke(app, ["train", "--config", str(config)])
+    assert more.exit_code == 0, more.output
+    with safe_open(str(tmp_path / "more" / "nvc_unet.safetensors"), "pt") as fh:
+        assert fh.metadata()["continued_from_sha256"] == file_sha256(first_weights)
+
+
+def test_training_can_continue_from_given_weights(tmp_path):
+    from nvc_mri.segment.train import TrainConfig, initial_networks
+
+    start = load_networks()
+    for p in start.fine.parameters():
+        p.data.add_(0.01)  # weights that differ from the shipped ones and from any random draw
+    path = tmp_path / "start.safetensors"
+    save_weights(start, path)
+    continued = initial_networks(str(path), start.config)
+    assert all(torch.equal(a, b) for a, b in zip(continued.fine.parameters(), start.fine.parameters()))
+    assert continued.sha256 and not torch.equal(next(initial_networks("shipped", start.config).fine.parameters()),
+                                                next(continued.fine.parameters()))
+    assert TrainConfig(run_dir=tmp_path, cache_dir=tmp_path, n_cases=1, steps=1).initial_weights is None
 
 
 def test_evaluate_cli_writes_csv_and_json(tmp_path, small_case):

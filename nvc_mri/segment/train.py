@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from nvc_mri.config import load_config
 from nvc_mri.phantom.presets import TRAIN_SEED_LIMIT
 from nvc_mri.segment.data import cache_key, load_case, prepare_case, training_options
-from nvc_mri.segment.model import N_CLASSES, Networks, new_networks, save_weights
+from nvc_mri.segment.model import N_CLASSES, Networks, load_networks, new_networks, save_weights
 from nvc_mri.segment.patches import batch, class_voxel_index
 
 
@@ -34,6 +34,8 @@ class TrainConfig(BaseModel):
     run_dir: Path
     cache_dir: Path
     network_config: str = "model.yaml"
+    initial_weights: str | None = Field(None, description="start from these weights ('shipped' or a safetensors path) "
+                                        "instead of random ones: a continuation with a fresh optimiser and its own schedule")
     n_cases: int = Field(gt=0)
     first_seed: int = Field(0, ge=0)
     random_contrast_fraction: float = Field(0.3, ge=0, le=1)
@@ -117,6 +119,13 @@ def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rn
     return stats
 
 
+def initial_networks(initial_weights: str | None, model_config: dict) -> Networks:
+    """Random networks, or ones loaded from ``initial_weights`` ('shipped' = the package's weights)."""
+    if not initial_weights:
+        return new_networks(model_config)
+    return load_networks(None if initial_weights == "shipped" else initial_weights, model_config)
+
+
 def optimisers_for(networks: Networks, learning_rate: float, weight_decay: float) -> dict:
     return {name: torch.optim.AdamW(getattr(networks, name).parameters(), lr=learning_rate, weight_decay=weight_decay)
             for name in ("fine", "coarse")}
@@ -141,7 +150,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     generator = mp.get_context("spawn").Process(target=_generate_all, daemon=True,
                                                 args=(config.validation_seeds + seeds, config.random_contrast_fraction, model_config, str(cache)))
     generator.start()
-    networks = new_networks(model_config)
+    networks = initial_networks(config.initial_weights, model_config)
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
@@ -190,6 +199,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
         log.close()
         generator.terminate()
     out = config.run_dir / "nvc_unet.safetensors"
-    save_weights(networks, out, metadata={"steps": str(step), "commit": git_commit(), "cases": str(len(loaded)),
-                                          "model_config": json.dumps(model_config)})
+    metadata = {"steps": str(step), "commit": git_commit(), "cases": str(len(loaded)), "model_config": json.dumps(model_config)}
+    if networks.sha256:
+        metadata["continued_from_sha256"] = networks.sha256
+    save_weights(networks, out, metadata=metadata)
     return out
