@@ -133,6 +133,7 @@ def continuation_section(cfg: dict, config_path: Path, meta: dict, log: list[dic
                          hardware: str) -> str:
     """How a run of ``initial_weights`` continued the weights described above it."""
     last_seed = cfg["first_seed"] + cfg["n_cases"] - 1
+    resumed = sorted(set(_resume_steps(log)))
     return f"""### Continuation of `{meta['continued_from_sha256'][:12]}...`
 
 * **Data:** phantoms the first run never saw, seeds {cfg['first_seed']}-{last_seed} ({cfg['n_cases']} cases, phantom version
@@ -141,7 +142,7 @@ def continuation_section(cfg: dict, config_path: Path, meta: dict, log: list[dic
 * **Config:** `configs/{config_path.name}` at commit `{meta.get('commit', 'unknown')}`: the same loss, patches and
   augmentation; a fresh AdamW, lr {cfg['learning_rate']} with polynomial decay to zero; seed {cfg['seed']}.
 * **Steps:** {steps[-1] if steps else '?'} more fine-network steps (the coarse network one step every {cfg['coarse_every']}){
-    ', resumed at steps ' + ', '.join(str(s) for s in sorted(set(_resume_steps(log)))) if _resume_steps(log) else ''}.
+    ', resumed at steps ' + ', '.join(map(str, resumed)) if resumed else ''}.
 * **Time and hardware:** about {round(_wall_hours(log), 1)} h of wall time on {hardware}, sharing the machine with
   phantom generation.
 * **Last validation Dice** (as above): {json.dumps(validation[-1]['val_dice']) if validation else 'n/a'}"""
