@@ -199,10 +199,11 @@ def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offse
     return labels
 
 
-def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: np.ndarray, config: dict[str, Any],
-                               numbers: np.ndarray | None = None) -> np.ndarray:
-    """Which lesion pieces (of ``numbers``, default all) lie against the CN VII/VIII bundle, away from the
-    brainstem, as a small intracanalicular vestibular schwannoma does (boolean per piece number, index 0 unused).
+def lesions_against_the_nerves(world: np.ndarray, owner: np.ndarray, numbers: np.ndarray, labels: np.ndarray,
+                               affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """Which lesion pieces of ``numbers`` lie against the CN VII/VIII bundle, away from the brainstem, as a small
+    intracanalicular vestibular schwannoma does (boolean per piece number, index 0 unused). ``world`` holds the RAS+ mm
+    of the lesion voxels (n, 3) and ``owner`` their piece numbers.
 
     A piece counts when it comes within ``lesion_on_nerve_mm`` of a nerve label, less than
     ``lesion_on_nerve_max_share`` of its voxels lie within 1 mm of the nerve labels (more is a stretch of
@@ -211,17 +212,15 @@ def lesions_against_the_nerves(pieces: np.ndarray, labels: np.ndarray, affine: n
     """
     from scipy.spatial import cKDTree
 
-    found = np.zeros(int(pieces.max()) + 1, bool)
+    found = np.zeros(int(owner.max(initial=0)) + 1, bool)
     abut_mm = float(config.get("lesion_on_nerve_mm", 0.0))
     nerves = np.argwhere((labels == Label.FACIAL_NERVE) | (labels == Label.VESTIBULOCOCHLEAR_NERVE))
     if abut_mm <= 0 or len(nerves) == 0:
         return found
     nerve_tree = cKDTree(_world_mm(nerves, affine))
-    index = np.argwhere(pieces > 0)
-    owner = pieces[tuple(index.T)]
     beside = {}  # pieces against the nerve that are not the nerve: their world points
-    for number in np.unique(owner) if numbers is None else numbers:
-        points = _world_mm(index[owner == number], affine)
+    for number in numbers:
+        points = world[owner == number]
         to_nerve = nerve_tree.query(points, distance_upper_bound=max(abut_mm, 1.0))[0]
         if len(points) and to_nerve.min() <= abut_mm and (to_nerve <= 1.0).mean() < float(config["lesion_on_nerve_max_share"]):
             beside[int(number)] = points
@@ -260,12 +259,13 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     world = _world_mm(index, affine)
     coarse_index = (world - np.asarray(coarse_grid.origin)) / coarse_grid.spacing
     probability = ndimage.map_coordinates(coarse_lesion, coarse_index.T, order=1, mode="nearest")
+    owner = pieces[tuple(index.T)]
     best = np.zeros(n + 1)
-    np.maximum.at(best, pieces[tuple(index.T)], probability)
+    np.maximum.at(best, owner, probability)
     unconfirmed = best < min_probability
     unconfirmed[0] = False  # everything else
     if config is not None and unconfirmed.any():
-        unconfirmed &= ~lesions_against_the_nerves(pieces, labels, affine, config, np.flatnonzero(unconfirmed))
+        unconfirmed &= ~lesions_against_the_nerves(world, owner, np.flatnonzero(unconfirmed), labels, affine, config)
     labels[np.isin(pieces, np.flatnonzero(unconfirmed))] = Label.BACKGROUND
     return labels
 
