@@ -327,3 +327,52 @@ def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept()
 def test_evaluate_cli_names_a_missing_folder(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "missing"), str(tmp_path)])
     assert result.exit_code == 2 and "missing: not a folder" in result.output
+
+
+def _synthetic_training_case(rng: np.random.Generator):
+    from nvc_mri.segment.data import CachedCase
+    from nvc_mri.segment.patches import class_voxel_index
+
+    labels = np.zeros((70, 70, 52), np.uint8)
+    labels[20:50, 20:50, 10:40] = Label.BRAINSTEM
+    labels[50:60, 33:36, 24:27] = Label.FACIAL_NERVE
+    image = (0.3 + 0.7 * (labels == 0) + rng.normal(0, 0.05, labels.shape)).astype(np.float16)
+    coarse_labels = labels[::3, ::3, ::3].copy()
+    case = CachedCase(image, labels, image[::3, ::3, ::3].copy(), coarse_labels, 0.5,
+                      {"label_voxels": {int(v): int((labels == v).sum()) for v in np.unique(labels)}})
+    return case, class_voxel_index(labels)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_step_updates_float32_weights_in_either_precision(precision, tmp_path):
+    from monai.losses import DiceCELoss
+
+    from nvc_mri.segment.train import TrainConfig, optimisers_for, training_step
+
+    config = TrainConfig(run_dir=tmp_path, cache_dir=tmp_path, n_cases=1, steps=10, precision=precision, coarse_every=1)
+    torch.manual_seed(0)
+    networks = new_networks()
+    networks.fine.train(); networks.coarse.train()
+    before = {k: v.clone() for k, v in networks.state_dict().items()}
+    optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
+    seen = []
+    networks.fine.model[0].conv.unit0.conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    rng = np.random.default_rng(0)
+    stats = training_step(networks, optimisers, DiceCELoss(to_onehot_y=True, softmax=True, batch=True),
+                          [_synthetic_training_case(rng)], rng, 0, config, (64, 64, 48), (16, 16, 16))
+    assert np.isfinite(stats["loss"]) and np.isfinite(stats["coarse_loss"])
+    assert seen == [getattr(torch, precision)]  # the forward pass ran in the precision asked for
+    after = networks.state_dict()
+    for name in ("fine.model.0.conv.unit0.conv.weight", "coarse.model.0.conv.unit0.conv.weight"):
+        assert after[name].dtype == torch.float32 and not torch.equal(after[name], before[name])
+
+
+def test_training_refuses_cuda_without_a_gpu(tmp_path):
+    from nvc_mri.segment.train import TrainConfig, train
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    config = TrainConfig(run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", n_cases=1, steps=1, device="cuda")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        train(config)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

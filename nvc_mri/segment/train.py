@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from nvc_mri.config import load_config
 from nvc_mri.phantom.presets import TRAIN_SEED_LIMIT
 from nvc_mri.segment.data import cache_key, load_case, prepare_case, training_options
+from nvc_mri.segment.inference import select_device
 from nvc_mri.segment.model import N_CLASSES, Networks, load_networks, new_networks, save_weights
 from nvc_mri.segment.patches import batch, class_voxel_index
 
@@ -52,6 +54,10 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = 50
     seed: int = 0
     threads: int = 2
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the networks train ('auto': CUDA when available)")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: the forward passes run under bfloat16 autocast (weights and optimiser stay float32); "
+        "faster on a CUDA GPU and on CPUs with AVX512-BF16 or AMX, possibly slower on other CPUs (benchmarks/training_step.py)")
 
     def seeds(self) -> list[int]:
         seeds = list(range(self.first_seed, self.first_seed + self.n_cases))
@@ -74,14 +80,15 @@ def git_commit() -> str:
         return "unknown"
 
 
-def validate(networks: Networks, cases: list, patch: tuple[int, int, int]) -> dict[str, float]:
+def validate(networks: Networks, cases: list, patch: tuple[int, int, int], device: torch.device | None = None) -> dict[str, float]:
     """Mean Dice per foreground class of the fine network over the validation cases' fine crops."""
     metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
     networks.fine.eval()
+    device = device or torch.device("cpu")
     with torch.no_grad():
         for case in cases:
             image = torch.as_tensor(np.asarray(case.image, np.float32))[None, None]
-            logits = sliding_window_inference(image, patch, 4, networks.fine, overlap=0.25)
+            logits = sliding_window_inference(image, patch, 4, networks.fine, overlap=0.25, sw_device=device, device="cpu")
             pred = torch.nn.functional.one_hot(logits.argmax(1), N_CLASSES).permute(0, 4, 1, 2, 3)
             truth = torch.nn.functional.one_hot(torch.as_tensor(np.asarray(case.labels, np.int64))[None], N_CLASSES).permute(0, 4, 1, 2, 3)
             metric(pred, truth)
@@ -100,22 +107,33 @@ def _checkpoint(path: Path, networks: Networks, optimisers: dict, step: int, his
     tmp.replace(path)
 
 
+def optimise(network: torch.nn.Module, optimiser: torch.optim.Optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor,
+             precision: str = "float32") -> float:
+    """One optimiser step of ``network`` on the batch ``x``, ``y`` (on the network's device); returns the loss.
+
+    With ``precision='bfloat16'`` the forward pass runs under autocast and the loss is taken in float32.
+    """
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        logits = network(x)
+    loss = loss_fn(logits.float(), y)
+    optimiser.zero_grad(); loss.backward(); optimiser.step()
+    return loss.item()
+
+
 def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rng: np.random.Generator, step: int, config,
-                  fine_patch: tuple[int, int, int], coarse_patch: tuple[int, int, int]) -> dict:
+                  fine_patch: tuple[int, int, int], coarse_patch: tuple[int, int, int], device: torch.device | None = None) -> dict:
     """One optimiser step of the fine network (and of the coarse one every ``coarse_every`` steps), poly learning rate."""
+    device = device or torch.device("cpu")
     lr = config.learning_rate * (1 - step / config.steps) ** 0.9
     for o in optimisers.values():
         for group in o.param_groups:
             group["lr"] = lr
     x, y = batch(cases, rng, fine_patch, config.batch_size, config.foreground_fraction)
-    loss = loss_fn(networks.fine(x), y)
-    optimisers["fine"].zero_grad(); loss.backward(); optimisers["fine"].step()
-    stats = {"step": step + 1, "loss": loss.item(), "lr": lr, "cases": len(cases)}
+    loss = optimise(networks.fine, optimisers["fine"], loss_fn, x.to(device), y.to(device), config.precision)
+    stats = {"step": step + 1, "loss": loss, "lr": lr, "cases": len(cases)}
     if step % config.coarse_every == 0:
         cx, cy = batch(cases, rng, coarse_patch, config.batch_size, 0.0, coarse=True)
-        coarse_loss = loss_fn(networks.coarse(cx), cy)
-        optimisers["coarse"].zero_grad(); coarse_loss.backward(); optimisers["coarse"].step()
-        stats["coarse_loss"] = coarse_loss.item()
+        stats["coarse_loss"] = optimise(networks.coarse, optimisers["coarse"], loss_fn, cx.to(device), cy.to(device), config.precision)
     return stats
 
 
@@ -143,6 +161,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
         Called as ``progress(step, stats)`` after each step (the CLI draws a bar with it).
     """
     torch.set_num_threads(config.threads)
+    device = select_device(config.device)
     model_config = load_config(config.network_config)
     cache = config.cache_dir / cache_key(model_config)
     config.run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +169,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     generator = mp.get_context("spawn").Process(target=_generate_all, daemon=True,
                                                 args=(config.validation_seeds + seeds, config.random_contrast_fraction, model_config, str(cache)))
     generator.start()
-    networks = initial_networks(config.initial_weights, model_config)
+    networks = initial_networks(config.initial_weights, model_config).to(device)
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
@@ -182,13 +201,13 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
                 time.sleep(2)
                 continue
             cases = list(loaded.values())
-            stats = training_step(networks, optimisers, loss_fn, cases, rng, step, config, fine_patch, coarse_patch)
+            stats = training_step(networks, optimisers, loss_fn, cases, rng, step, config, fine_patch, coarse_patch, device)
             stats["elapsed_s"] = time.time() - started
             step += 1
             if config.validation_seeds and (step % config.validate_every == 0 or step == config.steps):
                 if not validation:
                     validation = [load_case(cache / f"{s:07d}") for s in config.validation_seeds]
-                stats["val_dice"] = validate(networks, validation, tuple(model_config["fine"]["patch_size"]))
+                stats["val_dice"] = validate(networks, validation, tuple(model_config["fine"]["patch_size"]), device)
             log.write(json.dumps(stats) + "\n"); log.flush()
             history.append({k: v for k, v in stats.items() if k in ("step", "loss", "val_dice")})
             if progress:
