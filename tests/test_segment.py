@@ -376,3 +376,20 @@ def test_training_refuses_cuda_without_a_gpu(tmp_path):
     with pytest.raises(RuntimeError, match="no CUDA device"):
         train(config)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_training_leaves_a_core_to_the_phantom_generator():
+    from nvc_mri.segment.train import share_cores
+
+    before = torch.get_num_threads()
+    try:
+        share_cores(2, True, torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+        share_cores(2, False, torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+        share_cores(2, True, torch.device("cuda"))  # the GPU does the work: the CPU threads stay
+        assert torch.get_num_threads() == 2
+        share_cores(1, True, torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
