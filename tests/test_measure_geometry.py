@@ -290,9 +290,12 @@ def test_broken_branch_pieces_join_the_nearest_piece_first():
     assert vessels[13].name == "PICA" and vessels[12].name == "PICA"
 
 
-def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, artery_r: float = 0.8, sub: int = 4):
+def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, artery_r: float = 0.8, sub: int = 4,
+              short_mm: float = 0.0):
     """A nerve along x and an artery along y crossing above it ``gap_mm`` apart, imaged with partial volume
-    (each voxel the mean of sub**3 samples: CSF 1000, nerve 250, artery 100); labels by voxel centre."""
+    (each voxel the mean of sub**3 samples: CSF 1000, nerve 250, artery 100); labels by voxel centre.
+    ``short_mm``: the tube models' radii fall short of the true ones by this much (labels from a segmentation
+    that left the boundary voxels to neither structure), so the modelled gap is ``gap_mm + 2 * short_mm``."""
     affine = np.diag([spacing, spacing, spacing, 1.0])
     affine[:3, 3] = -spacing * (n - 1) / 2
     centres = np.arange(n) * spacing + affine[0, 3]
@@ -309,10 +312,11 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     artery, nerve = tissue(*np.meshgrid(centres, centres, centres, indexing="ij"))
     labels = np.where(artery, 4, np.where(nerve, 2, 0)).astype(np.uint8)
     s = np.arange(-8.0, 8.0, 0.1)
+    nerve_r, artery_r = nerve_r - short_mm, artery_r - short_mm
     course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0, np.ones_like(s))
     tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
-    approach = Approach(0.0, gap_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]), tube,
-                        8.0, np.array([0.0, 0.0, nerve_r]))
+    approach = Approach(0.0, gap_mm + 2 * short_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]),
+                        tube, 8.0, np.array([0.0, 0.0, nerve_r]))
     return csf_cleft_fraction(image, labels, affine, course, approach)
 
 
@@ -323,6 +327,26 @@ def test_csf_cleft_tells_touching_from_a_cleft_thinner_than_a_voxel():
         touching, cleft = _crossing(0.0, spacing), _crossing(0.25, spacing)
         assert touching < 0.2 < cleft, (spacing, touching, cleft)
         assert _crossing(0.6, spacing) > cleft
+
+
+def test_labels_that_stop_short_of_touching_surfaces_leave_no_cleft_in_the_image():
+    """Segmentation labels 0.35 mm short of each surface put a touching artery 0.7 mm from the nerve, beyond the
+    labels' resolution; the image between them stays dark, while a true 0.7 mm gap shows CSF."""
+    for spacing in (0.4, 0.5, 0.6):
+        short = _crossing(0.0, spacing, short_mm=0.35)
+        assert short < 0.2 < _crossing(0.7, spacing), (spacing, short)
+
+
+def test_the_image_judges_gaps_up_to_the_labels_resolution_or_the_configured_gap():
+    from nvc_mri.config import load_config
+    from nvc_mri.measure import cleft_is_judged
+
+    cfg = dict(load_config("contact.yaml"), contact_max_gap_mm=0.1, cleft_max_gap_mm=1.0)
+    assert not cleft_is_judged(0.05, 0.25, cfg)  # contact already
+    assert cleft_is_judged(0.7, 0.25, cfg) and cleft_is_judged(1.0, 0.25, cfg)
+    assert not cleft_is_judged(1.2, 0.25, cfg)
+    assert cleft_is_judged(1.2, 1.5, dict(cfg))  # thick slices: the labels' own resolution is the wider band
+    assert not cleft_is_judged(0.7, 0.25, dict(cfg, cleft_max_gap_mm=0.0))
 
 
 def test_tube_radius_corrects_the_labels_shrinkage_on_a_thin_tube():
@@ -516,3 +540,25 @@ def test_indentation_is_the_mean_of_the_tube_model_and_the_far_side():
     assert abs(far_side - 0.4) < 0.1
     assert indentation == pytest.approx((far_side + 0.7) / 2)
     assert abs(indentation - 0.55) < 0.06
+
+
+def test_of_two_arteries_touching_the_nerve_the_one_in_the_root_exit_zone_is_the_conflict():
+    """An AICA loop touching the cisternal nerve and a PICA touching its attached segment: both gaps are 0, and the
+    conflict (NVC) is the one in the root exit zone, whichever comes first."""
+    from nvc_mri.config import load_config
+    from nvc_mri.measure import _conflict
+    from nvc_mri.measure.findings import ArteryRelation
+
+    def touching(vessel: str, s_mm: float, segment: str) -> ArteryRelation:
+        return ArteryRelation(vessel=vessel, vessel_confidence=0.9, vessel_reason="test", min_gap_mm=0.0, voxel_gap_mm=0.0,
+                              indentation_mm=0.1, displacement_mm=0.0, contact_point_ras_mm=[s_mm, 0.0, 0.0],
+                              distance_from_root_exit_mm=s_mm, segment=segment, severity="contact")
+
+    s = np.arange(0.0, 20.0, 0.1)
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, 0.6, 5.0, np.ones_like(s))
+    cisternal, attached = touching("AICA", 12.0, "cisternal"), touching("PICA", 3.0, "attached_segment")
+    cfg = load_config("contact.yaml")
+    for relations in ([cisternal, attached], [attached, cisternal]):
+        conflict = _conflict(relations, course, cfg, with_segment=True)
+        assert conflict.nvc and conflict.vessel == "PICA" and conflict.segment == "attached_segment"
+    assert not _conflict([cisternal], course, cfg, with_segment=True).nvc

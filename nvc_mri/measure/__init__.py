@@ -89,9 +89,20 @@ class _Scene:
         return pts[self._brainstem_tree.query(pts, distance_upper_bound=reach_mm)[0] <= reach_mm]
 
 
+def cleft_is_judged(gap_mm: float, label_tolerance_mm: float, cfg: dict) -> bool:
+    """Whether the image decides contact for a modelled gap of ``gap_mm``: above ``contact_max_gap_mm`` and up to
+    ``cleft_max_gap_mm`` or the labels' resolution (``label_tolerance_mm``), whichever is larger.
+
+    Below the labels' resolution, touching and a thin CSF cleft give the same labels. A segmentation's labels
+    can also fall short of surfaces that touch in the image (a U-Net leaves the boundary voxels between two
+    dark structures to neither), leaving a gap of most of a voxel that the image shows is not there.
+    """
+    return cfg["contact_max_gap_mm"] < gap_mm <= max(label_tolerance_mm, cfg["cleft_max_gap_mm"])
+
+
 def _touching(approach: Approach, cleft: float | None, cfg: dict) -> bool:
     """Contact: the modelled gap is at most ``contact_max_gap_mm``, or the image shows no CSF cleft between
-    the two (``cleft`` is judged only where the gap is below the labels' resolution, :mod:`nvc_mri.measure.cleft`)."""
+    the two (``cleft`` is judged only where :func:`cleft_is_judged`, :mod:`nvc_mri.measure.cleft`)."""
     return approach.gap_mm <= cfg["contact_max_gap_mm"] or (cleft is not None and cleft < cfg["cleft_min_csf_fraction"])
 
 
@@ -120,12 +131,15 @@ def _conflict(relations: list[ArteryRelation], course: NerveCourse, cfg: dict, w
     if not relations:
         return Conflict(contact=False, nvc=False, severity="none", min_gap_mm=None, segment=None, distance_from_root_exit_mm=None,
                         vessel=None, vessel_confidence=None, contact_point_ras_mm=None, indentation_mm=0.0, displacement_mm=0.0)
-    worst = min(relations, key=lambda r: (r.min_gap_mm, -r.indentation_mm))
+    def in_rez(r: ArteryRelation) -> bool:
+        return with_segment and r.distance_from_root_exit_mm is not None and in_root_exit_zone(r.distance_from_root_exit_mm, course.detachment_mm)
+
+    # among equally close arteries (two in contact: gap 0), the one in the root exit zone is the conflict
+    worst = min(relations, key=lambda r: (r.min_gap_mm, not in_rez(r), -r.indentation_mm))
     near = worst.min_gap_mm <= cfg["near_vessel_mm"]
     contact = worst.severity != "none"
-    in_rez = with_segment and worst.distance_from_root_exit_mm is not None and in_root_exit_zone(worst.distance_from_root_exit_mm, course.detachment_mm)
     return Conflict(
-        contact=contact, nvc=bool(contact and in_rez), severity=worst.severity, min_gap_mm=worst.min_gap_mm,
+        contact=contact, nvc=bool(contact and in_rez(worst)), severity=worst.severity, min_gap_mm=worst.min_gap_mm,
         segment=worst.segment if near else None, distance_from_root_exit_mm=worst.distance_from_root_exit_mm if near else None,
         vessel=worst.vessel if near else None, vessel_confidence=worst.vessel_confidence if near else None,
         contact_point_ras_mm=worst.contact_point_ras_mm if near else None,
@@ -191,7 +205,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if approach is None:
             continue
         cleft = None
-        if scene.image is not None and cfg["contact_max_gap_mm"] < approach.gap_mm <= scene.label_tolerance_mm:
+        if scene.image is not None and cleft_is_judged(approach.gap_mm, scene.label_tolerance_mm, cfg):
             cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
         relations.append(_relation(course, approach, outside_brainstem, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
                                    cleft, brainstem_sdf))

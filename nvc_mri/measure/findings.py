@@ -23,7 +23,7 @@ class ArteryRelation(BaseModel):
     model_gap_mm: float | None = Field(None, description="gap of the tube models before the contact decision")
     csf_cleft_fraction: float | None = Field(
         None, description="CSF signal between artery and nerve (0 nerve-dark, 1 CSF-bright), judged when the modelled gap "
-                          "is below the labels' resolution; a value under cleft_min_csf_fraction means touching")
+                          "is at most the labels' resolution or cleft_max_gap_mm; a value under cleft_min_csf_fraction means touching")
     indentation_mm: float = Field(description="how deep the artery sinks into the nerve's outline")
     displacement_mm: float = Field(description="how far the nerve is pushed off its own smooth course at the contact")
     contact_point_ras_mm: Point = Field(description="nerve surface point facing the artery where it comes closest; for touching labels, at the middle of the touching stretch")
