@@ -80,11 +80,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def validate(networks: Networks, cases: list, patch: tuple[int, int, int], device: torch.device | None = None) -> dict[str, float]:
+def validate(networks: Networks, cases: list, patch: tuple[int, int, int], device: torch.device = torch.device("cpu")) -> dict[str, float]:
     """Mean Dice per foreground class of the fine network over the validation cases' fine crops."""
     metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
     networks.fine.eval()
-    device = device or torch.device("cpu")
     with torch.no_grad():
         for case in cases:
             image = torch.as_tensor(np.asarray(case.image, np.float32))[None, None]
@@ -121,9 +120,8 @@ def optimise(network: torch.nn.Module, optimiser: torch.optim.Optimizer, loss_fn
 
 
 def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rng: np.random.Generator, step: int, config,
-                  fine_patch: tuple[int, int, int], coarse_patch: tuple[int, int, int], device: torch.device | None = None) -> dict:
+                  fine_patch: tuple[int, int, int], coarse_patch: tuple[int, int, int], device: torch.device = torch.device("cpu")) -> dict:
     """One optimiser step of the fine network (and of the coarse one every ``coarse_every`` steps), poly learning rate."""
-    device = device or torch.device("cpu")
     lr = config.learning_rate * (1 - step / config.steps) ** 0.9
     for o in optimisers.values():
         for group in o.param_groups:
@@ -140,8 +138,8 @@ def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rn
 def share_cores(threads: int, generating: bool, device: torch.device) -> None:
     """Leave one of ``threads`` CPU threads to the phantom generator while it runs.
 
-    On the 2-core CPU, two torch threads beside the generator's one made a step 3.5x slower than
-    without it (1.4 s against 0.4 s); one thread takes 0.64 s.
+    On the 2-core CPU, with two torch threads beside the generator's one a step took 1.29 s and the
+    generator made 18 phantoms in 4 minutes; with one thread, 0.72 s and 26 phantoms (benchmarks/RESULTS.md).
     """
     wanted = max(1, threads - 1) if generating and device.type == "cpu" else threads
     if torch.get_num_threads() != wanted:
