@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from nvc_mri.errors import InputError
 from nvc_mri.io import load_volume
@@ -29,17 +29,16 @@ from nvc_mri.labels import LABEL_NAMES
 from nvc_mri.segment.data import cache_volume, load_case
 from nvc_mri.segment.model import load_networks, save_weights
 from nvc_mri.segment.patches import class_voxel_index
-from nvc_mri.segment.train import optimisers_for, training_step, validate
+from nvc_mri.segment.inference import select_device
+from nvc_mri.segment.train import StepConfig, optimisers_for, training_step, validate
 
 
-class FineTuneConfig(BaseModel):
+class FineTuneConfig(StepConfig):
+    """Fine-tuning settings: the step's (:class:`~nvc_mri.segment.train.StepConfig`) and the schedule's."""
+
     steps: int = Field(300, gt=0)
     learning_rate: float = 5e-4
     weight_decay: float = 1e-5
-    batch_size: int = 2
-    patch_size: tuple[int, int, int] | None = None
-    foreground_fraction: float = 0.8
-    coarse_every: int = 4
     validation_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
     threads: int | None = None
@@ -85,7 +84,8 @@ def fine_tune(dataset: str | Path, run_dir: str | Path, config: FineTuneConfig |
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    networks = load_networks(weights)
+    device = select_device(config.device)
+    networks = load_networks(weights).to(device)
     model_config = networks.config
     mapping = label_mapping(dataset)
     cached = []
@@ -117,12 +117,12 @@ def fine_tune(dataset: str | Path, run_dir: str | Path, config: FineTuneConfig |
     started = time.time()
     with open(run_dir / "log.jsonl", "w", encoding="utf-8") as log:
         if validation:
-            log.write(json.dumps({"step": 0, "val_dice": validate(networks, validation, inference_patch)}) + "\n")
+            log.write(json.dumps({"step": 0, "val_dice": validate(networks, validation, inference_patch, device)}) + "\n")
         for step in range(config.steps):
-            stats = training_step(networks, optimisers, loss_fn, training, rng, step, config, fine_patch, coarse_patch)
+            stats = training_step(networks, optimisers, loss_fn, training, rng, step, config, fine_patch, coarse_patch, device)
             stats["elapsed_s"] = time.time() - started
             if validation and step + 1 == config.steps:
-                stats["val_dice"] = validate(networks, validation, inference_patch)
+                stats["val_dice"] = validate(networks, validation, inference_patch, device)
             log.write(json.dumps(stats) + "\n")
             if progress:
                 progress(step + 1, stats)

@@ -30,7 +30,20 @@ from nvc_mri.segment.model import N_CLASSES, Networks, load_networks, new_networ
 from nvc_mri.segment.patches import batch, class_voxel_index
 
 
-class TrainConfig(BaseModel):
+class StepConfig(BaseModel):
+    """How one optimiser step is taken (:func:`training_step`); shared by training and fine-tuning."""
+
+    batch_size: int = 2
+    patch_size: tuple[int, int, int] | None = Field(None, description="fine training patch (voxels); default: the inference patch")
+    foreground_fraction: float = 0.8
+    coarse_every: int = 4
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the networks train ('auto': CUDA when available)")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: the forward passes run under bfloat16 autocast (weights and optimiser stay float32); "
+        "faster on a CUDA GPU and on CPUs with AVX512-BF16 or AMX, possibly slower on other CPUs (benchmarks/training_step.py)")
+
+
+class TrainConfig(StepConfig):
     """``configs/train.yaml``."""
 
     run_dir: Path
@@ -44,20 +57,12 @@ class TrainConfig(BaseModel):
     min_ready_cases: int = Field(12, gt=0)
     validation_seeds: list[int] = Field(default_factory=list)
     steps: int = Field(gt=0)
-    batch_size: int = 2
-    patch_size: tuple[int, int, int] | None = Field(None, description="fine training patch (voxels); default: the inference patch")
     learning_rate: float = 2e-3
     weight_decay: float = 1e-5
-    foreground_fraction: float = 0.8
-    coarse_every: int = 4
     validate_every: int = 200
     checkpoint_every: int = 50
     seed: int = 0
     threads: int = 2
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the networks train ('auto': CUDA when available)")
-    precision: Literal["float32", "bfloat16"] = Field(
-        "float32", description="bfloat16: the forward passes run under bfloat16 autocast (weights and optimiser stay float32); "
-        "faster on a CUDA GPU and on CPUs with AVX512-BF16 or AMX, possibly slower on other CPUs (benchmarks/training_step.py)")
 
     def seeds(self) -> list[int]:
         seeds = list(range(self.first_seed, self.first_seed + self.n_cases))
