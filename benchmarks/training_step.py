@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
 
 from nvc_mri.config import load_config
 from nvc_mri.segment.data import load_case, prepare_case, training_options
 from nvc_mri.segment.inference import select_device
 from nvc_mri.segment.model import new_networks
 from nvc_mri.segment.patches import class_voxel_index
-from nvc_mri.segment.train import TrainConfig, optimisers_for, training_step
+from nvc_mri.segment.train import TrainConfig, optimisers_for, segmentation_loss, training_step
 
 WARM_UP = 4
 
@@ -38,7 +37,7 @@ def seconds_per_step(cases: list, config: TrainConfig, model_config: dict, devic
     networks = new_networks(model_config).to(device)
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = segmentation_loss()
     rng = np.random.default_rng(0)
     fine_patch = tuple(config.patch_size or model_config["fine"]["patch_size"])
     coarse_patch = tuple(model_config["coarse"]["patch_size"])

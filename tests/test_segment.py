@@ -345,9 +345,7 @@ def _synthetic_training_case(rng: np.random.Generator):
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_training_step_updates_float32_weights_in_either_precision(precision, tmp_path):
-    from monai.losses import DiceCELoss
-
-    from nvc_mri.segment.train import TrainConfig, optimisers_for, training_step
+    from nvc_mri.segment.train import TrainConfig, optimisers_for, segmentation_loss, training_step
 
     config = TrainConfig(run_dir=tmp_path, cache_dir=tmp_path, n_cases=1, steps=10, precision=precision, coarse_every=1)
     torch.manual_seed(0)
@@ -358,7 +356,7 @@ def test_training_step_updates_float32_weights_in_either_precision(precision, tm
     seen = []
     networks.fine.model[0].conv.unit0.conv.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     rng = np.random.default_rng(0)
-    stats = training_step(networks, optimisers, DiceCELoss(to_onehot_y=True, softmax=True, batch=True),
+    stats = training_step(networks, optimisers, segmentation_loss(),
                           [_synthetic_training_case(rng)], rng, 0, config, (64, 64, 48), (16, 16, 16))
     assert np.isfinite(stats["loss"]) and np.isfinite(stats["coarse_loss"])
     assert seen == [getattr(torch, precision)]  # the forward pass ran in the precision asked for

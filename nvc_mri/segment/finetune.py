@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
 from pydantic import Field
 
 from nvc_mri.errors import InputError
@@ -30,7 +29,7 @@ from nvc_mri.segment.data import cache_volume, load_case
 from nvc_mri.segment.model import load_networks, save_weights
 from nvc_mri.segment.patches import class_voxel_index
 from nvc_mri.segment.inference import select_device
-from nvc_mri.segment.train import StepConfig, optimisers_for, training_step, validate
+from nvc_mri.segment.train import StepConfig, optimisers_for, segmentation_loss, training_step, validate
 
 
 class FineTuneConfig(StepConfig):
@@ -113,7 +112,7 @@ def fine_tune(dataset: str | Path, run_dir: str | Path, config: FineTuneConfig |
     inference_patch = tuple(model_config["fine"]["patch_size"])
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = segmentation_loss()
     started = time.time()
     with open(run_dir / "log.jsonl", "w", encoding="utf-8") as log:
         if validation:

@@ -111,6 +111,11 @@ def _checkpoint(path: Path, networks: Networks, optimisers: dict, step: int, his
     tmp.replace(path)
 
 
+def segmentation_loss() -> DiceCELoss:
+    """The loss of training and fine-tuning: Dice + cross-entropy with batch Dice (MONAI ``DiceCELoss``, softmax, one-hot labels)."""
+    return DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+
+
 def optimise(network: torch.nn.Module, optimiser: torch.optim.Optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor,
              precision: str = "float32") -> float:
     """One optimiser step of ``network`` on the batch ``x``, ``y`` (on the network's device); returns the loss.
@@ -186,7 +191,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     networks = initial_networks(config.initial_weights, model_config).to(device)
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    loss_fn = segmentation_loss()
     step, history = 0, []
     checkpoint = config.run_dir / "checkpoint.pt"
     if resume and checkpoint.is_file():
