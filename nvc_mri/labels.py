@@ -17,4 +17,3 @@ class Label(IntEnum):
 
 
 LABEL_NAMES = {int(v): v.name.lower() for v in Label}
-N_LABELS = len(Label)

@@ -49,7 +49,7 @@ def test_long_contact_is_placed_at_the_middle_of_the_touching_stretch():
     artery = (cKDTree(artery_axis).query(flat)[0] <= artery_r).reshape(grid.shape) & ~nerve
     local = LocalLabels(np.where(nerve, 2, np.where(artery, 4, 0)).astype(np.uint8), grid)
     s = np.arange(0.0, 20.0, 0.1)
-    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, nerve_r, 3.0, np.ones_like(s))
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, nerve_r, 3.0)
     artery_index = np.argwhere(artery)
     artery_mm = local.world(artery_index)
     approach = closest_approach(course, cKDTree(local.world(np.argwhere(nerve))), artery_index, local, artery_mm, cKDTree(artery_mm),
@@ -313,7 +313,7 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     labels = np.where(artery, 4, np.where(nerve, 2, 0)).astype(np.uint8)
     s = np.arange(-8.0, 8.0, 0.1)
     nerve_r, artery_r = nerve_r - short_mm, artery_r - short_mm
-    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0, np.ones_like(s))
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0)
     tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
     approach = Approach(0.0, gap_mm + 2 * short_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]),
                         tube, 8.0, np.array([0.0, 0.0, nerve_r]))
@@ -396,7 +396,7 @@ def _attached_nerve_scene(sideways_push_mm: float, elevation_deg: float, contact
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(axis, axis=0), axis=1))]
     arc -= np.interp(0.0, x, arc)
     s_contact = float(np.interp(contact_x, x, arc))
-    course = NerveCourse(axis, arc, nerve_r, float(np.interp(6.0, x, arc)), z - nerve_r)
+    course = NerveCourse(axis, arc, nerve_r, float(np.interp(6.0, x, arc)))
     contact = course.point_at(s_contact)
     towards = np.array([0.0, np.cos(np.radians(elevation_deg)), np.sin(np.radians(elevation_deg))])
     artery_axis = contact + towards * (nerve_r + artery_r)
@@ -462,7 +462,7 @@ def test_displacement_is_measured_across_the_nerve_when_the_arterys_nearest_voxe
     x = np.arange(0.0, 20.0, 0.05)
     axis = np.stack([x, -push * np.exp(-0.5 * ((x - 10.0) / 1.5) ** 2), np.zeros_like(x)], 1)
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(axis, axis=0), axis=1))]
-    course = NerveCourse(axis, arc, nerve_r, 0.0, np.full(len(x), 3.0))
+    course = NerveCourse(axis, arc, nerve_r, 0.0)
     s_contact = float(np.interp(10.0, x, arc))
     contact = course.point_at(s_contact) + [0.0, nerve_r, 0.0]
     tube = ArteryTube(np.array([contact + [0.0, artery_r, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
@@ -493,7 +493,7 @@ def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: 
     root = np.stack([np.zeros(31), np.zeros(31), np.linspace(-1.0, height, 31)], 1)
     lying = np.stack([np.arange(0.0, 10.0, 0.05), np.zeros(200), np.full(200, height)], 1)
     # the centreline the labels give follows the nerve along the surface (it cannot resolve the root's bend)
-    course = NerveCourse(lying, lying[:, 0], nerve_r, 6.0, np.zeros(200))
+    course = NerveCourse(lying, lying[:, 0], nerve_r, 6.0)
     artery_axis = np.array([0.0, 0.0, height + nerve_r + artery_r - depth])  # crossing along y over the root
     tube = ArteryTube(np.array([artery_axis, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
     approach = Approach(0.0, 0.0, model_indentation, 0.0, lying[0] + [0.0, 0.0, nerve_r], artery_axis - [0.0, 0.0, artery_r], tube,
@@ -555,7 +555,7 @@ def test_of_two_arteries_touching_the_nerve_the_one_in_the_root_exit_zone_is_the
                               distance_from_root_exit_mm=s_mm, segment=segment, severity="contact")
 
     s = np.arange(0.0, 20.0, 0.1)
-    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, 0.6, 5.0, np.ones_like(s))
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, 0.6, 5.0)
     cisternal, attached = touching("AICA", 12.0, "cisternal"), touching("PICA", 3.0, "attached_segment")
     cfg = load_config("contact.yaml")
     for relations in ([cisternal, attached], [attached, cisternal]):

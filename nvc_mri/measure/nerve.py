@@ -34,8 +34,6 @@ class NerveCourse:
         Radius from the nerve's volume per length.
     detachment_mm : float
         Arc length of the root detachment point (the attached segment's length).
-    brainstem_gap_mm : ndarray (N,)
-        Nerve surface to brainstem surface along the centreline.
     label_shrinkage_mm : float
         How far inside the nerve's surface the surface of its labels lies (:func:`label_shrinkage_mm`;
         ``radius_mm`` already includes it).
@@ -45,7 +43,6 @@ class NerveCourse:
     arc_mm: np.ndarray
     radius_mm: float
     detachment_mm: float
-    brainstem_gap_mm: np.ndarray
     label_shrinkage_mm: float = 0.0
 
     def point_at(self, s_mm: float) -> np.ndarray:
@@ -265,4 +262,4 @@ def nerve_course(mask: np.ndarray, local: LocalLabels, brainstem_sdf: DistanceFi
     gap = bs - radius
     detached = np.nonzero(gap[start:] > attach_tolerance_mm)[0]
     end = start + (int(detached[0]) if len(detached) else len(points) - 1 - start)
-    return NerveCourse(points, arc, radius, float(arc[end]), gap, shrinkage)
+    return NerveCourse(points, arc, radius, float(arc[end]), shrinkage)

@@ -46,7 +46,6 @@ class Side:
     facial: Tube | None = None
     vestibulocochlear: Tube | None = None
     trigeminal: Tube | None = None
-    detachment_s: float = 0.0           # arc length of the root detachment point on CN VII (mm)
 
 
 @dataclass
