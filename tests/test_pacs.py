@@ -113,13 +113,15 @@ def test_results_wait_while_the_pacs_is_down(study, setup):
     orthanc, node, port, spool = setup
     node()                                          # Orthanc is not running yet: the destination is down
     assert storescu(files, port).returncode == 0
+    def queued() -> list[Path]:                     # results being staged sit under a hidden temporary name
+        return [p for p in (spool / "outgoing").iterdir() if not p.name.startswith(".")]
     deadline = time.time() + 240
-    while time.time() < deadline and not list((spool / "outgoing").iterdir()):
+    while time.time() < deadline and not queued():
         time.sleep(1)
-    pending = list((spool / "outgoing").iterdir())
+    pending = queued()
     assert len(pending) == 1 and len(list(pending[0].glob("*.dcm"))) == 3
     time.sleep(3)                                   # a few failed attempts
-    assert list((spool / "outgoing").iterdir())
+    assert queued()
     orthanc.start()
     orthanc.wait_for_results(study_uid)
 
