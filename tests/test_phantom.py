@@ -17,7 +17,7 @@ from nvc_mri.phantom.anatomy import Region
 from nvc_mri.phantom.build import build_geometry
 from nvc_mri.phantom.options import PhantomOptions
 from nvc_mri.phantom.presets import TRAIN_SEED_LIMIT, preset_cases
-from nvc_mri.phantom.render import Grid, render
+from nvc_mri.phantom.render import Grid, render, upsample_every_other
 from nvc_mri.phantom.write import write_case
 from nvc_mri.segments import nerve_segment
 
@@ -258,3 +258,27 @@ def test_displacing_artery_touches_the_nerve_from_the_side_it_pushed_from(monkey
 
     truth = side_truth(anatomy, "right", np.eye(4), design["right"])
     assert truth.severity == "deformity" and 0.8 * 1.2 <= truth.displacement_mm <= 1.2
+
+
+@pytest.mark.parametrize("shape", [(8, 9, 10), (11, 8, 13)])
+def test_every_other_voxel_upsampling_is_exact_on_a_linear_field(shape):
+    full = np.add.outer(np.add.outer(0.3 * np.arange(shape[0]), -1.1 * np.arange(shape[1])), 0.7 * np.arange(shape[2]))
+    up = upsample_every_other(full[::2, ::2, ::2], shape)
+    assert up.shape == shape
+    np.testing.assert_allclose(up, full, atol=1e-5)
+
+
+def test_coarse_region_surface_stays_where_its_distance_function_puts_it():
+    # A large unlabelled-style region is evaluated on every other voxel; its surface must not be
+    # stretched towards its box's first corner (phantom 1.2 put it up to a voxel off).
+    centre, radius = np.array([3.1, -2.4, 1.7]), 18.0
+    ball = Region("ball", "cerebellum", 1, lambda p: np.linalg.norm(p - centre, axis=1) - radius,
+                  (centre - radius, centre + radius))
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    affine[:3, 3] = -25.0
+    grid = Grid(shape=(100, 100, 100), affine=affine, to_head=affine)
+    _, labels = render([ball], grid, {"air": 0.0, "cerebellum": 500.0}, coarse_names=frozenset({"ball"}))
+    inside = np.argwhere(labels == 1)
+    centroid = inside.mean(0) * 0.5 - 25.0
+    np.testing.assert_allclose(centroid, centre, atol=0.03)
+    assert abs(len(inside) * 0.125 / (4 / 3 * np.pi * radius**3) - 1) < 0.01

@@ -19,9 +19,11 @@ from nvc_mri.phantom.options import PhantomOptions
 from nvc_mri.phantom.render import Grid, render
 from nvc_mri.phantom.truth import PhantomTruth, lesion_truth, side_truth
 
-PHANTOM_VERSION = "1.2"  # 1.1: displacement-mode deformities push the nerve away from the artery; 1.2: the artery then
+PHANTOM_VERSION = "1.3"  # 1.1: displacement-mode deformities push the nerve away from the artery; 1.2: the artery then
 # touches the nerve from the side it pushed from (1.1 drew a new approach direction), VA displacements included,
-# and the truth gives the push's height where the artery touches (1.1: its peak, and only when the design was achieved)
+# and the truth gives the push's height where the artery touches (1.1: its peak, and only when the design was achieved);
+# 1.3: large unlabelled regions (cerebellum, bone, ...) sampled on every other voxel are interpolated back in place
+# (1.2 stretched them towards their box's first corner, surfaces up to 0.7 mm off)
 COARSE = frozenset({"scalp", "skull", "intracranial", "cerebrum", "bone", "vermis", "sphenoid_sinus",
                     "temporal_right", "temporal_left", "cerebellum_right", "cerebellum_left", "mastoid_+1", "mastoid_-1"})
 

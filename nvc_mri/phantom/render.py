@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import zoom
 
 from nvc_mri.phantom.anatomy import Region
 
@@ -44,13 +43,36 @@ class Grid:
         return self.head_points(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], 1))
 
 
+def upsample_every_other(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear interpolation of values sampled on every other voxel back onto every voxel.
+
+    ``small[j]`` holds the value at full index ``2 j`` along each axis; odd indices take the mean of
+    their two neighbours, and a last odd index past the samples is extrapolated from the last two.
+    Separable, so trilinear in 3D, and exact on the grid (a zoom that maps corner to corner would
+    stretch the samples by ``(m - 1) / (n - 1)`` and shift a surface by up to a voxel).
+    """
+    out = small.astype(np.float32, copy=False)
+    for axis, n in enumerate(shape):
+        m = out.shape[axis]
+        take = lambda a, b: out[(slice(None),) * axis + (slice(a, b),)]  # noqa: E731
+        full = np.empty(out.shape[:axis] + (n,) + out.shape[axis + 1:], dtype=np.float32)
+        index = (slice(None),) * axis
+        full[index + (slice(0, None, 2),)] = out
+        odd = 0.5 * (take(0, m - 1) + take(1, m))
+        if n % 2 == 0:  # one more odd index than there are gaps: extrapolate past the last sample
+            odd = np.concatenate([odd, 1.5 * take(m - 1, m) - 0.5 * take(m - 2, m - 1)], axis=axis)
+        full[index + (slice(1, None, 2),)] = odd
+        out = full
+    return out
+
+
 def _region_sdf_block(region: Region, grid: Grid, box, threshold: float, coarse: bool) -> np.ndarray:
     shape = tuple(s.stop - s.start for s in box)
     if region.tube is not None:
         return region.tube.sdf(grid.block_points(box), upper=threshold + 1.0).reshape(shape)
     if coarse and min(shape) >= 8:
         small = region.sdf(grid.block_points(box, 2)).reshape([len(range(s.start, s.stop, 2)) for s in box])
-        return zoom(small, [n / m for n, m in zip(shape, small.shape)], order=1)[: shape[0], : shape[1], : shape[2]]
+        return upsample_every_other(small, shape)
     return region.sdf(grid.block_points(box)).reshape(shape)
 
 
