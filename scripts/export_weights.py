@@ -104,7 +104,10 @@ def first_run_section(train_cfg: dict, model_cfg: dict, meta: dict, log: list[di
   CISS/FIESTA), validation seeds {train_cfg['validation_seeds']}. The evaluation sets (seeds from 1,000,000) were never used.
   Phantom version: the cache was generated with phantom 1.0 (cases 0-~150) and 1.1 (the rest) and reused unchanged
   after 1.1 and 1.2; both changed only where the artery of a displacement-type deformity (a few % of sides) meets the
-  facial nerve, not what is labelled or how it looks.
+  facial nerve, not what is labelled or how it looks. Phantom 1.3 (after training) puts the large unlabelled tissues
+  (cerebellum, bone, scalp) back where their shapes say: up to phantom 1.2 they were drawn up to 0.7 mm off, stretched
+  towards one corner of their box. Labels were identical voxel for voxel on the two evaluation cases compared; the
+  evaluation figures are on phantom 1.3 images.
 * **Config:** `configs/train.yaml` and `configs/model.yaml` at commit `{meta.get('commit', 'unknown')}`:
   Dice + cross-entropy (MONAI `DiceCELoss`, batch Dice), AdamW lr {train_cfg['learning_rate']} with polynomial decay,
   batch {train_cfg['batch_size']}, fine patches {train_cfg.get('patch_size') or model_cfg['fine']['patch_size']} voxels
