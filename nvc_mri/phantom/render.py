@@ -51,18 +51,16 @@ def upsample_every_other(small: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
     Separable, so trilinear in 3D, and exact on the grid (a zoom that maps corner to corner would
     stretch the samples by ``(m - 1) / (n - 1)`` and shift a surface by up to a voxel).
     """
-    out = small.astype(np.float32, copy=False)
+    out = np.asarray(small, dtype=np.float32)
     for axis, n in enumerate(shape):
-        m = out.shape[axis]
-        take = lambda a, b: out[(slice(None),) * axis + (slice(a, b),)]  # noqa: E731
-        full = np.empty(out.shape[:axis] + (n,) + out.shape[axis + 1:], dtype=np.float32)
-        index = (slice(None),) * axis
-        full[index + (slice(0, None, 2),)] = out
-        odd = 0.5 * (take(0, m - 1) + take(1, m))
+        samples = np.moveaxis(out, axis, 0)
+        full = np.empty((n,) + samples.shape[1:], dtype=np.float32)
+        full[0::2] = samples
+        odd = 0.5 * (samples[:-1] + samples[1:])
         if n % 2 == 0:  # one more odd index than there are gaps: extrapolate past the last sample
-            odd = np.concatenate([odd, 1.5 * take(m - 1, m) - 0.5 * take(m - 2, m - 1)], axis=axis)
-        full[index + (slice(1, None, 2),)] = odd
-        out = full
+            odd = np.concatenate([odd, 1.5 * samples[-1:] - 0.5 * samples[-2:-1]])
+        full[1::2] = odd
+        out = np.moveaxis(full, 0, axis)
     return out
 
 
