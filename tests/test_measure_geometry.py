@@ -291,11 +291,15 @@ def test_broken_branch_pieces_join_the_nearest_piece_first():
 
 
 def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, artery_r: float = 0.8, sub: int = 4,
-              short_mm: float = 0.0):
+              short_mm: float = 0.0, parallel: bool = False, model_turn_deg: float = 0.0, bridge_label: int | None = None):
     """A nerve along x and an artery along y crossing above it ``gap_mm`` apart, imaged with partial volume
     (each voxel the mean of sub**3 samples: CSF 1000, nerve 250, artery 100); labels by voxel centre.
     ``short_mm``: the tube models' radii fall short of the true ones by this much (labels from a segmentation
-    that left the boundary voxels to neither structure), so the modelled gap is ``gap_mm + 2 * short_mm``."""
+    that left the boundary voxels to neither structure), so the modelled gap is ``gap_mm + 2 * short_mm``.
+    ``parallel``: the artery runs along the nerve instead (a vertebral artery lying on it); ``model_turn_deg``:
+    the artery's tube model lies turned this far round the nerve's axis from where the artery is; ``bridge_label``:
+    dark tissue (nerve's signal, this label) along the nerve filling the gap between the two 10-40 degrees round the
+    nerve from the artery."""
     affine = np.diag([spacing, spacing, spacing, 1.0])
     affine[:3, 3] = -spacing * (n - 1) / 2
     centres = np.arange(n) * spacing + affine[0, 3]
@@ -303,18 +307,22 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     artery_z = nerve_r + artery_r + gap_mm
 
     def tissue(x, y, z):
-        artery = x**2 + (z - artery_z) ** 2 <= artery_r**2
+        artery = (y if parallel else x) ** 2 + (z - artery_z) ** 2 <= artery_r**2
         nerve = y**2 + z**2 <= nerve_r**2
-        return artery, nerve
+        turn = np.degrees(np.arctan2(y, z))
+        bridge = (turn >= 10) & (turn <= 40) & (z > 0) if bridge_label is not None else False
+        return artery, nerve, bridge & ~artery & ~nerve
 
-    artery, nerve = tissue(*np.meshgrid(fine, fine, fine, indexing="ij"))
-    image = np.where(artery, 100.0, np.where(nerve, 250.0, 1000.0)).reshape(n, sub, n, sub, n, sub).mean((1, 3, 5))
-    artery, nerve = tissue(*np.meshgrid(centres, centres, centres, indexing="ij"))
-    labels = np.where(artery, 4, np.where(nerve, 2, 0)).astype(np.uint8)
+    artery, nerve, bridge = tissue(*np.meshgrid(fine, fine, fine, indexing="ij"))
+    image = np.where(artery, 100.0, np.where(nerve | bridge, 250.0, 1000.0)).reshape(n, sub, n, sub, n, sub).mean((1, 3, 5))
+    artery, nerve, bridge = tissue(*np.meshgrid(centres, centres, centres, indexing="ij"))
+    labels = np.where(artery, 4, np.where(nerve, 2, np.where(bridge, bridge_label or 0, 0))).astype(np.uint8)
     s = np.arange(-8.0, 8.0, 0.1)
     nerve_r, artery_r = nerve_r - short_mm, artery_r - short_mm
     course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s + 8.0, nerve_r, 3.0)
-    tube = ArteryTube(np.array([[0.0, 0.0, artery_z], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
+    turn = np.radians(model_turn_deg)
+    axis_point = np.array([0.0, -artery_z * np.sin(turn), artery_z * np.cos(turn)])
+    tube = ArteryTube(np.array([axis_point, [1.0, 0.0, 0.0] if parallel else [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), (-3.0, 3.0), artery_r)
     approach = Approach(0.0, gap_mm + 2 * short_mm, 0.0, 8.0, np.array([0.0, 0.0, nerve_r]), np.array([0.0, 0.0, artery_z - artery_r]),
                         tube, 8.0, np.array([0.0, 0.0, nerve_r]))
     return csf_cleft_fraction(image, labels, affine, course, approach)
@@ -335,6 +343,26 @@ def test_labels_that_stop_short_of_touching_surfaces_leave_no_cleft_in_the_image
     for spacing in (0.4, 0.5, 0.6):
         short = _crossing(0.0, spacing, short_mm=0.35)
         assert short < 0.2 < _crossing(0.7, spacing), (spacing, short)
+
+
+def test_an_artery_modelled_beside_where_it_touches_still_leaves_no_cleft():
+    """A segmentation may place an artery that lies along the nerve (a vertebral artery) turned round the nerve from
+    where it is; the line between the two tube models then passes through the CSF beside the contact. The darkest
+    of the lines fanned round the nerve's axis finds the contact, and still sees a true 0.25 mm cleft."""
+    for spacing in (0.4, 0.5, 0.6):
+        touching = _crossing(0.0, spacing, parallel=True, model_turn_deg=25.0)
+        cleft = _crossing(0.25, spacing, parallel=True, model_turn_deg=25.0)
+        assert touching < 0.2 < cleft, (spacing, touching, cleft)
+
+
+def test_dark_tissue_labelled_as_another_structure_is_not_read_as_the_arterys_bridge():
+    """A 0.5 mm CSF cleft between nerve and artery, with dark tissue filling the gap 10-40 degrees round the nerve.
+    Unlabelled, the turned line through it reads much darker than the cleft; labelled as another structure (CN VIII
+    lying along CN VII), that line is left out and the cleft is seen."""
+    for spacing in (0.4, 0.5, 0.6):
+        unlabelled = _crossing(0.5, spacing, parallel=True, bridge_label=0)
+        other_nerve = _crossing(0.5, spacing, parallel=True, bridge_label=3)
+        assert other_nerve > max(0.2, unlabelled + 0.2), (spacing, unlabelled, other_nerve)
 
 
 def test_the_image_judges_gaps_up_to_the_labels_resolution_or_the_configured_gap():

@@ -206,7 +206,7 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
             continue
         cleft = None
         if scene.image is not None and cleft_is_judged(approach.gap_mm, scene.label_tolerance_mm, cfg):
-            cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach)
+            cleft = csf_cleft_fraction(scene.image, scene.labels, scene.affine, course, approach, value)
         relations.append(_relation(course, approach, outside_brainstem, local, vessels.vessels.get(int(vid)), cfg, value == Label.FACIAL_NERVE,
                                    cleft, brainstem_sdf))
     relations.sort(key=lambda r: (r.min_gap_mm, -r.indentation_mm))
