@@ -52,9 +52,9 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
     course, approach
         The nerve's centreline and radius; the artery's tube model at the closest approach.
     nerve_label : int
-        The nerve's label value. A turned line that crosses the labels of another structure (the other nerve
-        of the bundle, a lesion) is not looking at the cleft between these two and is left out; the line facing
-        the artery's model always counts.
+        The nerve's label value. A turned line that crosses the labels of another structure (the brainstem,
+        whose signal lies between the nerves' and CSF's; the other nerve of the bundle; a lesion) is not looking
+        at the cleft between these two and is left out; the line facing the artery's model always counts.
 
     Returns
     -------
@@ -89,7 +89,7 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
         lines = (axis + out[:, None, :] * depth[None, :, None]).reshape(-1, 3)
         line_peaks = sample(image, lines).reshape(len(angles), -1).max(1)
         between = sample(labels, lines, order=0).reshape(len(angles), -1)[:, 1:-1]
-        clear = np.isin(between, (Label.BACKGROUND, Label.ARTERY, Label.BRAINSTEM, nerve_label)).all(1) | (angles == 0)
+        clear = np.isin(between, (Label.BACKGROUND, Label.ARTERY, nerve_label)).all(1) | (angles == 0)
         peaks.append(float(line_peaks[clear].min()))  # the darkest line's peak; a line across another structure says nothing
         axes.append(float(sample(image, np.vstack([foot, axis])).mean()))
     if not peaks:
