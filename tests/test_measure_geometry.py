@@ -310,7 +310,7 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
         artery = (y if parallel else x) ** 2 + (z - artery_z) ** 2 <= artery_r**2
         nerve = y**2 + z**2 <= nerve_r**2
         turn = np.degrees(np.arctan2(y, z))
-        bridge = (turn >= 10) & (turn <= 40) & (z > 0) if bridge_label is not None else False
+        bridge = (turn >= 10) & (turn <= 40) if bridge_label is not None else False
         return artery, nerve, bridge & ~artery & ~nerve
 
     artery, nerve, bridge = tissue(*np.meshgrid(fine, fine, fine, indexing="ij"))

@@ -89,7 +89,8 @@ def csf_cleft_fraction(image: np.ndarray, labels: np.ndarray, affine: np.ndarray
         lines = (axis + out[:, None, :] * depth[None, :, None]).reshape(-1, 3)
         line_peaks = sample(image, lines).reshape(len(angles), -1).max(1)
         between = sample(labels, lines, order=0).reshape(len(angles), -1)[:, 1:-1]
-        clear = np.isin(between, (Label.BACKGROUND, Label.ARTERY, nerve_label)).all(1) | (angles == 0)
+        clear = np.isin(between, (Label.BACKGROUND, Label.ARTERY, nerve_label)).all(1)
+        clear[np.argmin(np.abs(angles))] = True  # the line facing the artery's model always counts
         peaks.append(float(line_peaks[clear].min()))  # the darkest line's peak; a line across another structure says nothing
         axes.append(float(sample(image, np.vstack([foot, axis])).mean()))
     if not peaks:
