@@ -309,9 +309,10 @@ def _crossing(gap_mm: float, spacing: float, n: int = 40, nerve_r: float = 0.6, 
     def tissue(x, y, z):
         artery = (y if parallel else x) ** 2 + (z - artery_z) ** 2 <= artery_r**2
         nerve = y**2 + z**2 <= nerve_r**2
+        if bridge_label is None:
+            return artery, nerve, np.zeros_like(nerve)
         turn = np.degrees(np.arctan2(y, z))
-        bridge = (turn >= 10) & (turn <= 40) if bridge_label is not None else False
-        return artery, nerve, bridge & ~artery & ~nerve
+        return artery, nerve, (turn >= 10) & (turn <= 40) & ~artery & ~nerve
 
     artery, nerve, bridge = tissue(*np.meshgrid(fine, fine, fine, indexing="ij"))
     image = np.where(artery, 100.0, np.where(nerve | bridge, 250.0, 1000.0)).reshape(n, sub, n, sub, n, sub).mean((1, 3, 5))
