@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cases = []
         for seed in range(recipe.first_seed, recipe.first_seed + args.cases):
-            case = load_case(prepare_case(seed, training_options(seed, recipe.random_contrast_fraction), model_config, Path(tmp)))
+            case = load_case(prepare_case(seed, training_options(seed, recipe.random_contrast_fraction, recipe.phantom_options), model_config, Path(tmp)))
             cases.append((case, class_voxel_index(case.labels, seed=seed)))
         times = {p: seconds_per_step(cases, recipe.model_copy(update={"precision": p}), model_config, device, args.steps)
                  for p in ("float32", "bfloat16")}

@@ -140,7 +140,8 @@ def continuation_section(cfg: dict, config_path: Path, meta: dict, log: list[dic
     return f"""### Continuation of `{meta['continued_from_sha256'][:12]}...`
 
 * **Data:** phantoms the first run never saw, seeds {cfg['first_seed']}-{last_seed} ({cfg['n_cases']} cases, phantom version
-  {PHANTOM_VERSION}, {int(cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast), the same validation seeds.
+  {PHANTOM_VERSION}, {int(cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast{
+    ', phantom options ' + json.dumps(cfg['phantom_options']) if cfg.get('phantom_options') else ''}), the same validation seeds.
   The evaluation sets (seeds from 1,000,000) were never used.
 * **Config:** `configs/{config_path.name}` at commit `{meta.get('commit', 'unknown')}`: the same loss, patches and
   augmentation; a fresh AdamW, lr {cfg['learning_rate']} with polynomial decay to zero; seed {cfg['seed']}.

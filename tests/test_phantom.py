@@ -165,6 +165,22 @@ def test_koos_grades_are_built_as_stated(koos):
     assert t.compresses_brainstem == (koos == 4)
 
 
+def test_lesion_type_weights_choose_the_type_and_leave_the_seed_stream_alone():
+    from nvc_mri.phantom.build import DEFAULT_LESION_TYPE_WEIGHTS, random_lesion
+
+    only_cysts = [random_lesion(np.random.default_rng(s), {"arachnoid_cyst": 1.0}).type for s in range(20)]
+    assert set(only_cysts) == {"arachnoid_cyst"}
+    default = [random_lesion(np.random.default_rng(s)).type for s in range(200)]
+    assert set(default) == {"vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst"}
+    assert default.count("vestibular_schwannoma") > 80  # about 0.55 of 200
+    for seed in range(5):  # the same draws whatever the weights, so the rest of a case does not move
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        random_lesion(a, DEFAULT_LESION_TYPE_WEIGHTS), random_lesion(b, {"epidermoid": 1.0})
+        assert a.random() == b.random()
+    with pytest.raises(ValueError, match="lesion_type_weights"):
+        PhantomOptions(lesion_type_weights={"epidermoid": 0.0})
+
+
 def test_eval_preset_is_fixed_balanced_and_covers_everything():
     cases = preset_cases("eval")
     assert len(cases) >= 40 and cases == preset_cases("eval")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -184,11 +185,18 @@ threads: 2
     assert len(lines) == 3  # 2 steps, then 1 more after resuming
     first_weights = tmp_path / "run" / "nvc_unet.safetensors"
     config.write_text(config.read_text().replace(f"run_dir: {tmp_path / 'run'}", f"run_dir: {tmp_path / 'more'}")
-                      + f"initial_weights: {first_weights}\n")
+                      + f"initial_weights: {first_weights}\n"
+                      + "phantom_options: {lesion_probability: 1.0, lesion_type_weights: {epidermoid: 1.0}}\n")
     more = runner.invoke(app, ["train", "--config", str(config)])
     assert more.exit_code == 0, more.output
     with safe_open(str(tmp_path / "more" / "nvc_unet.safetensors"), "pt") as fh:
         assert fh.metadata()["continued_from_sha256"] == file_sha256(first_weights)
+    # the recipe's lesion mix reaches the phantoms, cached apart from the default recipe's
+    first_cache, mixed_cache = sorted((tmp_path / "cache").glob("*/0000000/info.json"), key=lambda p: len(str(p)))
+    assert "lesion_type_weights" not in json.loads(first_cache.read_text())["options"]
+    cached = json.loads(mixed_cache.read_text())
+    assert cached["options"]["lesion_type_weights"] == {"epidermoid": 1.0}
+    assert cached["label_voxels"][str(int(Label.LESION))] > 0
 
 
 def test_training_can_continue_from_given_weights(tmp_path):

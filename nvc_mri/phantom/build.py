@@ -23,8 +23,13 @@ def random_conflict(rng: np.random.Generator) -> ConflictSpec:
     return ConflictSpec(kind=kind, vessel=vessel, segment=segment, second_vessel=bool(rng.random() < 0.1))
 
 
-def random_lesion(rng: np.random.Generator) -> LesionSpec:
-    kind = str(rng.choice(LESION_TYPES, p=[0.55, 0.2, 0.12, 0.13]))
+DEFAULT_LESION_TYPE_WEIGHTS = {"vestibular_schwannoma": 0.55, "meningioma": 0.2, "epidermoid": 0.12, "arachnoid_cyst": 0.13}
+
+
+def random_lesion(rng: np.random.Generator, type_weights: dict[str, float] | None = None) -> LesionSpec:
+    """Draw a lesion's type, side and (schwannoma) Koos grade; ``type_weights`` are relative type frequencies."""
+    weights = np.array([(type_weights or DEFAULT_LESION_TYPE_WEIGHTS).get(t, 0.0) for t in LESION_TYPES], float)
+    kind = str(rng.choice(LESION_TYPES, p=weights / weights.sum()))  # one draw whatever the weights: seeds stay stable
     return LesionSpec(type=kind, side=str(rng.choice(["left", "right"])),
                       koos=int(rng.integers(1, 5)) if kind == "vestibular_schwannoma" else None)
 
@@ -128,7 +133,7 @@ def build_geometry(rng: np.random.Generator, opts: PhantomOptions) -> tuple[Anat
     specs = {"right": opts.right or random_conflict(rng), "left": opts.left or random_conflict(rng)}
     lesion_spec = opts.lesion
     if lesion_spec is None and rng.random() < opts.lesion_probability:
-        lesion_spec = random_lesion(rng)
+        lesion_spec = random_lesion(rng, opts.lesion_type_weights)
     lesion = make_lesion(a, lesion_spec, rng) if lesion_spec else None
     if lesion:
         _apply_lesion(a, lesion)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 SEGMENTS = ("root_exit_point", "attached_segment", "root_detachment_point", "transition_zone", "cisternal")
 VESSELS = ("AICA", "PICA", "VA")
 KINDS = ("none", "near_miss", "contact", "deformity")
-LESION_TYPES = ("vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst")
+LesionType = Literal["vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst"]
+LESION_TYPES: tuple[str, ...] = get_args(LesionType)
 
 
 class ConflictSpec(BaseModel):
@@ -27,7 +28,7 @@ class ConflictSpec(BaseModel):
 class LesionSpec(BaseModel):
     """A secondary lesion in one cerebellopontine angle."""
 
-    type: Literal["vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst"]
+    type: LesionType
     side: Literal["left", "right"] = "right"
     koos: int | None = Field(None, ge=1, le=4, description="vestibular schwannoma only")
 
@@ -47,8 +48,18 @@ class PhantomOptions(BaseModel):
     left: ConflictSpec | None = None
     lesion: LesionSpec | None = None
     lesion_probability: float = 0.3
+    lesion_type_weights: dict[LesionType, float] | None = Field(
+        None, description="relative frequency of each lesion type when the lesion is drawn (None: "
+        "schwannoma 0.55, meningioma 0.2, epidermoid 0.12, arachnoid cyst 0.13; a type left out is never drawn)")
     dolichoectasia_probability: float = 0.08
     vein_probability: float = 0.2
     banding_probability: float = 0.15
     motion_probability: float = 0.15
     supersample: int = Field(4, ge=4, le=8, description="label rendering is this many times finer per axis")
+
+    @field_validator("lesion_type_weights")
+    @classmethod
+    def _some_type_drawable(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is not None and (any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0):
+            raise ValueError("lesion_type_weights must be non-negative with a positive sum")
+        return weights

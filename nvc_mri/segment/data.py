@@ -7,6 +7,7 @@ runs reuse it. The cache key includes the phantom version and the model grid.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,12 @@ class CachedCase:
     info: dict[str, Any]
 
 
-def cache_key(model_config: dict[str, Any]) -> str:
-    return f"phantom{PHANTOM_VERSION}_fine{model_config['fine']['spacing_mm']}_coarse{model_config['coarse']['spacing_mm']}"
+def cache_key(model_config: dict[str, Any], phantom_options: dict[str, Any] | None = None) -> str:
+    """The cache folder's name: phantom version, model grids and a digest of the recipe's own phantom options."""
+    key = f"phantom{PHANTOM_VERSION}_fine{model_config['fine']['spacing_mm']}_coarse{model_config['coarse']['spacing_mm']}"
+    if phantom_options:
+        key += "_" + hashlib.sha256(json.dumps(phantom_options, sort_keys=True).encode()).hexdigest()[:12]
+    return key
 
 
 def prepare_case(seed: int, options: dict[str, Any], model_config: dict[str, Any], folder: Path,
@@ -86,10 +91,14 @@ def load_case(path: Path) -> CachedCase:
     return CachedCase(spacing_mm=info["spacing_mm"], info=info, **arrays)
 
 
-def training_options(seed: int, random_contrast_fraction: float) -> dict[str, Any]:
-    """Phantom options of a training seed: realistic CISS/FIESTA, or domain-randomised contrast."""
+def training_options(seed: int, random_contrast_fraction: float, phantom_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Phantom options of a training seed: realistic CISS/FIESTA, or domain-randomised contrast.
+
+    ``phantom_options`` (the recipe's own, e.g. a lesion mix) are added to every seed's.
+    """
     draw = np.random.default_rng([seed, 7])
-    return {"contrast": "random"} if draw.random() < random_contrast_fraction else {}
+    contrast = {"contrast": "random"} if draw.random() < random_contrast_fraction else {}
+    return {**(phantom_options or {}), **contrast}
 
 
 def present_classes(case: CachedCase) -> list[int]:

@@ -13,16 +13,17 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from nvc_mri.config import load_config
+from nvc_mri.phantom.options import PhantomOptions
 from nvc_mri.phantom.presets import TRAIN_SEED_LIMIT
 from nvc_mri.segment.data import cache_key, load_case, prepare_case, training_options
 from nvc_mri.segment.inference import select_device
@@ -54,6 +55,8 @@ class TrainConfig(StepConfig):
     n_cases: int = Field(gt=0)
     first_seed: int = Field(0, ge=0)
     random_contrast_fraction: float = Field(0.3, ge=0, le=1)
+    phantom_options: dict[str, Any] = Field(default_factory=dict, description="phantom options for every training "
+                                            "case, e.g. lesion_probability and lesion_type_weights (PhantomOptions fields)")
     min_ready_cases: int = Field(12, gt=0)
     validation_seeds: list[int] = Field(default_factory=list)
     steps: int = Field(gt=0)
@@ -64,6 +67,12 @@ class TrainConfig(StepConfig):
     seed: int = 0
     threads: int = 2
 
+    @field_validator("phantom_options")
+    @classmethod
+    def _phantom_options_valid(cls, options: dict[str, Any]) -> dict[str, Any]:
+        PhantomOptions(**options)  # raises on an unknown field or a bad value
+        return options
+
     def seeds(self) -> list[int]:
         seeds = list(range(self.first_seed, self.first_seed + self.n_cases))
         if any(s >= TRAIN_SEED_LIMIT for s in seeds + self.validation_seeds):
@@ -71,10 +80,10 @@ class TrainConfig(StepConfig):
         return seeds
 
 
-def _generate_all(seeds: list[int], fraction: float, model_config: dict, folder: str) -> None:
+def _generate_all(seeds: list[int], fraction: float, phantom_options: dict, model_config: dict, folder: str) -> None:
     torch.set_num_threads(1)
     for seed in seeds:
-        prepare_case(seed, training_options(seed, fraction), model_config, Path(folder))
+        prepare_case(seed, training_options(seed, fraction, phantom_options), model_config, Path(folder))
 
 
 def git_commit() -> str:
@@ -182,11 +191,12 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     torch.set_num_threads(config.threads)
     device = select_device(config.device)
     model_config = load_config(config.network_config)
-    cache = config.cache_dir / cache_key(model_config)
+    cache = config.cache_dir / cache_key(model_config, config.phantom_options)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     seeds = config.seeds()
     generator = mp.get_context("spawn").Process(target=_generate_all, daemon=True,
-                                                args=(config.validation_seeds + seeds, config.random_contrast_fraction, model_config, str(cache)))
+                                                args=(config.validation_seeds + seeds, config.random_contrast_fraction,
+                                                      config.phantom_options, model_config, str(cache)))
     generator.start()
     networks = initial_networks(config.initial_weights, model_config).to(device)
     networks.fine.train(); networks.coarse.train()
