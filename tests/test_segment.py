@@ -184,19 +184,40 @@ threads: 2
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3  # 2 steps, then 1 more after resuming
     first_weights = tmp_path / "run" / "nvc_unet.safetensors"
-    config.write_text(config.read_text().replace(f"run_dir: {tmp_path / 'run'}", f"run_dir: {tmp_path / 'more'}")
-                      + f"initial_weights: {first_weights}\n"
-                      + "phantom_options: {lesion_probability: 1.0, lesion_type_weights: {epidermoid: 1.0}}\n")
+    recipe = config.read_text().replace(f"run_dir: {tmp_path / 'run'}", f"run_dir: {tmp_path / 'more'}")
+    recipe = recipe.replace("n_cases: 1", "n_cases: 2").replace("min_ready_cases: 1", "min_ready_cases: 2")
+    config.write_text(recipe + f"initial_weights: {first_weights}\n"
+                      + "phantom_options: {lesion_probability: 1.0, lesion_type_weights: {epidermoid: 1.0}}\n"
+                      + "generator_processes: 2\n")
     more = runner.invoke(app, ["train", "--config", str(config)])
     assert more.exit_code == 0, more.output
     with safe_open(str(tmp_path / "more" / "nvc_unet.safetensors"), "pt") as fh:
         assert fh.metadata()["continued_from_sha256"] == file_sha256(first_weights)
-    # the recipe's lesion mix reaches the phantoms, cached apart from the default recipe's
+    # the recipe's lesion mix reaches the phantoms, cached apart from the default recipe's; two generators made them
     first_cache, mixed_cache = sorted((tmp_path / "cache").glob("*/0000000/info.json"), key=lambda p: len(str(p)))
     assert "lesion_type_weights" not in json.loads(first_cache.read_text())["options"]
-    cached = json.loads(mixed_cache.read_text())
-    assert cached["options"]["lesion_type_weights"] == {"epidermoid": 1.0}
-    assert cached["label_voxels"][str(int(Label.LESION))] > 0
+    for seed in (0, 1):
+        cached = json.loads((mixed_cache.parent.parent / f"{seed:07d}" / "info.json").read_text())
+        assert cached["options"]["lesion_type_weights"] == {"epidermoid": 1.0}
+        assert cached["label_voxels"][str(int(Label.LESION))] > 0
+    assert json.loads((tmp_path / "more" / "log.jsonl").read_text().splitlines()[0])["cases"] == 2
+
+
+@pytest.mark.parametrize("recipe", ["train.yaml", "train_continue.yaml", "train_gpu.yaml"])
+def test_shipped_training_recipes_are_valid_and_keep_off_the_evaluation_seeds(recipe):
+    from pydantic import ValidationError
+
+    from nvc_mri.config import load_config
+    from nvc_mri.phantom.presets import TRAIN_SEED_LIMIT
+    from nvc_mri.segment.train import TrainConfig
+
+    fields = load_config(recipe)
+    config = TrainConfig(**fields)
+    assert max(config.seeds() + config.validation_seeds) < TRAIN_SEED_LIMIT
+    with pytest.raises(ValidationError, match="lesion_probabilty"):
+        TrainConfig(**fields, lesion_probabilty=0.5)  # misspelt, and not a recipe field anyway
+    with pytest.raises(ValidationError, match="unknown phantom options"):
+        TrainConfig(**{**fields, "phantom_options": {"lesion_probabilty": 0.5}})
 
 
 def test_training_can_continue_from_given_weights(tmp_path):
@@ -384,18 +405,20 @@ def test_training_refuses_cuda_without_a_gpu(tmp_path):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-def test_training_leaves_a_core_to_the_phantom_generator():
+def test_training_leaves_a_core_to_each_phantom_generator():
     from nvc_mri.segment.train import share_cores
 
     before = torch.get_num_threads()
     try:
-        share_cores(2, True, torch.device("cpu"))
+        share_cores(2, 1, torch.device("cpu"))
         assert torch.get_num_threads() == 1
-        share_cores(2, False, torch.device("cpu"))
+        share_cores(2, 0, torch.device("cpu"))
         assert torch.get_num_threads() == 2
-        share_cores(2, True, torch.device("cuda"))  # the GPU does the work: the CPU threads stay
+        share_cores(2, 1, torch.device("cuda"))  # the GPU does the work: the CPU threads stay
         assert torch.get_num_threads() == 2
-        share_cores(1, True, torch.device("cpu"))
+        share_cores(1, 1, torch.device("cpu"))
         assert torch.get_num_threads() == 1
+        share_cores(8, 3, torch.device("cpu"))  # three generators on an 8-core machine
+        assert torch.get_num_threads() == 5
     finally:
         torch.set_num_threads(before)

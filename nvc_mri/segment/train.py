@@ -20,7 +20,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nvc_mri.config import load_config
 from nvc_mri.phantom.options import PhantomOptions
@@ -47,6 +47,8 @@ class StepConfig(BaseModel):
 class TrainConfig(StepConfig):
     """``configs/train.yaml``."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key in a recipe is an error, not a silent default
+
     run_dir: Path
     cache_dir: Path
     network_config: str = "model.yaml"
@@ -58,6 +60,8 @@ class TrainConfig(StepConfig):
     phantom_options: dict[str, Any] = Field(default_factory=dict, description="phantom options for every training "
                                             "case, e.g. lesion_probability and lesion_type_weights (PhantomOptions fields)")
     min_ready_cases: int = Field(12, gt=0)
+    generator_processes: int = Field(1, ge=1, description="phantom generators running beside training, each on its own "
+                                     "share of the seeds; on a CPU each takes one of the training threads while it runs")
     validation_seeds: list[int] = Field(default_factory=list)
     steps: int = Field(gt=0)
     learning_rate: float = 2e-3
@@ -70,7 +74,10 @@ class TrainConfig(StepConfig):
     @field_validator("phantom_options")
     @classmethod
     def _phantom_options_valid(cls, options: dict[str, Any]) -> dict[str, Any]:
-        PhantomOptions(**options)  # raises on an unknown field or a bad value
+        unknown = set(options) - set(PhantomOptions.model_fields)
+        if unknown:
+            raise ValueError(f"unknown phantom options {sorted(unknown)}")
+        PhantomOptions(**options)  # raises on a bad value
         return options
 
     def seeds(self) -> list[int]:
@@ -154,13 +161,13 @@ def training_step(networks: Networks, optimisers: dict, loss_fn, cases: list, rn
     return stats
 
 
-def share_cores(threads: int, generating: bool, device: torch.device) -> None:
-    """Leave one of ``threads`` CPU threads to the phantom generator while it runs.
+def share_cores(threads: int, generators: int, device: torch.device) -> None:
+    """Leave one of ``threads`` CPU threads to each of the ``generators`` phantom generators still running.
 
     On the 2-core CPU, with two torch threads beside the generator's one a step took 1.29 s and the
     generator made 18 phantoms in 4 minutes; with one thread, 0.72 s and 26 phantoms (benchmarks/RESULTS.md).
     """
-    wanted = max(1, threads - 1) if generating and device.type == "cpu" else threads
+    wanted = max(1, threads - generators) if generators and device.type == "cpu" else threads
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 
@@ -194,10 +201,13 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
     cache = config.cache_dir / cache_key(model_config, config.phantom_options)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     seeds = config.seeds()
-    generator = mp.get_context("spawn").Process(target=_generate_all, daemon=True,
-                                                args=(config.validation_seeds + seeds, config.random_contrast_fraction,
-                                                      config.phantom_options, model_config, str(cache)))
-    generator.start()
+    wanted = config.validation_seeds + seeds
+    generators = [mp.get_context("spawn").Process(target=_generate_all, daemon=True,
+                                                  args=(wanted[i::config.generator_processes], config.random_contrast_fraction,
+                                                        config.phantom_options, model_config, str(cache)))
+                  for i in range(min(config.generator_processes, len(wanted)))]
+    for generator in generators:
+        generator.start()
     networks = initial_networks(config.initial_weights, model_config).to(device)
     networks.fine.train(); networks.coarse.train()
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
@@ -225,12 +235,12 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
                     case = load_case(cache / f"{seed:07d}")
                     loaded[seed] = (case, class_voxel_index(case.labels, seed=seed))
             if len(loaded) < min(config.min_ready_cases, len(seeds)):
-                if not generator.is_alive():
+                if not any(g.is_alive() for g in generators):
                     raise RuntimeError("phantom generation stopped before enough cases were ready")
                 time.sleep(2)
                 continue
             cases = list(loaded.values())
-            share_cores(config.threads, generator.is_alive(), device)
+            share_cores(config.threads, sum(g.is_alive() for g in generators), device)
             stats = training_step(networks, optimisers, loss_fn, cases, rng, step, config, fine_patch, coarse_patch, device)
             stats["elapsed_s"] = time.time() - started
             step += 1
@@ -246,7 +256,8 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
                 _checkpoint(checkpoint, networks, optimisers, step, history[-500:])
     finally:
         log.close()
-        generator.terminate()
+        for generator in generators:
+            generator.terminate()
     out = config.run_dir / "nvc_unet.safetensors"
     metadata = {"steps": str(step), "commit": git_commit(), "cases": str(len(loaded)), "model_config": json.dumps(model_config)}
     if networks.sha256:
