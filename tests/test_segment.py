@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +29,8 @@ from nvc_mri.segment.model import (
 )
 from nvc_mri.segment.region import fine_region
 from tests.conftest import make_volume
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +189,8 @@ threads: 2
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 3  # 2 steps, then 1 more after resuming
     first_weights = tmp_path / "run" / "nvc_unet.safetensors"
+    first_recipe = tmp_path / "first.yaml"
+    first_recipe.write_text(config.read_text())
     recipe = config.read_text().replace(f"run_dir: {tmp_path / 'run'}", f"run_dir: {tmp_path / 'more'}")
     recipe = recipe.replace("n_cases: 1", "n_cases: 2").replace("min_ready_cases: 1", "min_ready_cases: 2")
     config.write_text(recipe + f"initial_weights: {first_weights}\n"
@@ -201,6 +208,19 @@ threads: 2
         assert cached["options"]["lesion_type_weights"] == {"epidermoid": 1.0}
         assert cached["label_voxels"][str(int(Label.LESION))] > 0
     assert json.loads((tmp_path / "more" / "log.jsonl").read_text().splitlines()[0])["cases"] == 2
+    # the model card says what each run was: its own recipe, the run's notes, then the continuation's mix
+    export = [sys.executable, "scripts/export_weights.py", "--target", str(tmp_path / "package")]
+    notes = tmp_path / "notes.md"
+    notes.write_text("* **Run history:** a smoke run.\n\n## Known limits\n\n* Three steps only.\n")
+    first = subprocess.run(export + [str(tmp_path / "run"), "--config", str(first_recipe), "--notes", str(notes)], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    card = (tmp_path / "package" / "MODEL_CARD.md").read_text()
+    assert "seeds 0-0" in card and "a smoke run" in card and "* Three steps only." in card and "phantom 1.0" not in card
+    more = subprocess.run(export + [str(tmp_path / "more"), "--config", str(config)], cwd=ROOT, capture_output=True, text=True)
+    assert more.returncode == 0, more.stderr
+    card = (tmp_path / "package" / "MODEL_CARD.md").read_text()
+    assert "### Continuation of" in card and "a smoke run" in card and '"epidermoid": 1.0' in card
 
 
 @pytest.mark.parametrize("recipe", ["train.yaml", "train_continue.yaml", "train_gpu.yaml"])
