@@ -160,7 +160,14 @@ def train(
     from nvc_mri.segment.train import TrainConfig
     from nvc_mri.segment.train import train as run_training
 
-    settings = TrainConfig(**load_config(config))
+    from pydantic import ValidationError
+
+    from nvc_mri.errors import validation_problems
+
+    try:
+        settings = TrainConfig(**load_config(config))
+    except ValidationError as exc:
+        raise InputError(config, f"not a valid training recipe: {validation_problems(exc)}") from None
     with Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("train", total=settings.steps, status="waiting for phantoms")

@@ -31,4 +31,11 @@ def error_line(error: BaseException | str) -> str:
     first_line = (str(error).strip().splitlines() or [""])[0]
     if isinstance(error, (str, InputError)):
         return first_line
+    if hasattr(error, "errors") and hasattr(error, "title"):  # pydantic
+        return f"{type(error).__name__}: {error.title}: {validation_problems(error)}"
     return f"{type(error).__name__}: {first_line}"
+
+
+def validation_problems(error) -> str:
+    """The fields a pydantic ``ValidationError`` names and why, in one line (never the values given)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(whole)'}: {e['msg']}" for e in error.errors())

@@ -240,6 +240,15 @@ def test_shipped_training_recipes_are_valid_and_keep_off_the_evaluation_seeds(re
         TrainConfig(**{**fields, "phantom_options": {"lesion_probabilty": 0.5}})
 
 
+def test_a_misspelt_training_recipe_is_one_line_naming_the_file_and_the_key(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"run_dir: {tmp_path / 'run'}\ncache_dir: {tmp_path / 'cache'}\nn_cases: 1\nsteps: 1\nstep: 5\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(recipe)])
+    assert result.exit_code == 2
+    assert str(recipe) in result.output and "step: Extra inputs are not permitted" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_can_continue_from_given_weights(tmp_path):
     from nvc_mri.segment.train import TrainConfig, initial_networks
 
