@@ -223,7 +223,7 @@ threads: 2
     assert "### Continuation of" in card and "a smoke run" in card and '"epidermoid": 1.0' in card
 
 
-@pytest.mark.parametrize("recipe", ["train.yaml", "train_continue.yaml", "train_gpu.yaml"])
+@pytest.mark.parametrize("recipe", ["train.yaml", "train_continue.yaml", "train_gpu.yaml", "train_lesion_continue.yaml"])
 def test_shipped_training_recipes_are_valid_and_keep_off_the_evaluation_seeds(recipe):
     from pydantic import ValidationError
 
