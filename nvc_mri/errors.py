@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 
 class InputError(ValueError):
     """An input that cannot be analysed, with the file and the problem in one line.
@@ -31,11 +33,11 @@ def error_line(error: BaseException | str) -> str:
     first_line = (str(error).strip().splitlines() or [""])[0]
     if isinstance(error, (str, InputError)):
         return first_line
-    if hasattr(error, "errors") and hasattr(error, "title"):  # pydantic
+    if isinstance(error, ValidationError):
         return f"{type(error).__name__}: {error.title}: {validation_problems(error)}"
     return f"{type(error).__name__}: {first_line}"
 
 
-def validation_problems(error) -> str:
+def validation_problems(error: ValidationError) -> str:
     """The fields a pydantic ``ValidationError`` names and why, in one line (never the values given)."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(whole)'}: {e['msg']}" for e in error.errors())

@@ -98,7 +98,7 @@ def first_run_section(train_cfg: dict, config_path: Path, model_cfg: dict, meta:
                       validation: list[dict], hardware: str) -> str:
     """How the networks were trained from random weights (the run of ``train_cfg``); run-specific history goes in ``--notes``."""
     resumed = sorted(set(_resume_steps(log)))
-    options = train_cfg.get("phantom_options")
+    options = train_cfg["phantom_options"]
     return f"""* **Data:** synthetic phantoms only (`nvc_mri.phantom`), seeds {train_cfg['first_seed']}-{train_cfg['first_seed'] + train_cfg['n_cases'] - 1}
   ({train_cfg['n_cases']} cases, phantom version {PHANTOM_VERSION}; {int(train_cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast, the rest realistic
   CISS/FIESTA{'; phantom options ' + json.dumps(options) if options else ''}), validation seeds {train_cfg['validation_seeds']}.
@@ -107,7 +107,7 @@ def first_run_section(train_cfg: dict, config_path: Path, model_cfg: dict, meta:
   Dice + cross-entropy (MONAI `DiceCELoss`, batch Dice), AdamW lr {train_cfg['learning_rate']} with polynomial decay,
   batch {train_cfg['batch_size']}, fine patches {train_cfg.get('patch_size') or model_cfg['fine']['patch_size']} voxels
   ({int(train_cfg['foreground_fraction'] * 100)}% centred on a labelled voxel, class drawn uniformly), intensity and
-  left-right mirroring augmentation; {train_cfg.get('precision', 'float32')}; seed {train_cfg['seed']}.
+  left-right mirroring augmentation; {train_cfg['precision']}; seed {train_cfg['seed']}.
 * **Steps:** {steps[-1] if steps else '?'} fine-network steps (the coarse network one step every {train_cfg['coarse_every']}){
     '; resumed at steps ' + ', '.join(map(str, resumed)) + ' (each resume follows the polynomial decay of the length then set)' if resumed else ''}.
 * **Time and hardware:** about {round(_wall_hours(log), 1)} h of wall time on {hardware}, phantom generation included.
@@ -139,7 +139,7 @@ def continuation_section(cfg: dict, config_path: Path, meta: dict, log: list[dic
 
 * **Data:** phantoms the first run never saw, seeds {cfg['first_seed']}-{last_seed} ({cfg['n_cases']} cases, phantom version
   {PHANTOM_VERSION}, {int(cfg['random_contrast_fraction'] * 100)}% domain-randomised contrast{
-    ', phantom options ' + json.dumps(cfg['phantom_options']) if cfg.get('phantom_options') else ''}), the same validation seeds.
+    ', phantom options ' + json.dumps(cfg['phantom_options']) if cfg['phantom_options'] else ''}), the same validation seeds.
   The evaluation sets (seeds from 1,000,000) were never used.
 * **Config:** `configs/{config_path.name}` at commit `{meta.get('commit', 'unknown')}`: the same loss, patches and
   augmentation; a fresh AdamW, lr {cfg['learning_rate']} with polynomial decay to zero; seed {cfg['seed']}.

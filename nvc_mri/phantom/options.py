@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SEGMENTS = ("root_exit_point", "attached_segment", "root_detachment_point", "transition_zone", "cisternal")
 VESSELS = ("AICA", "PICA", "VA")
@@ -35,6 +35,8 @@ class LesionSpec(BaseModel):
 
 class PhantomOptions(BaseModel):
     """Everything that varies between phantom cases; ``None`` means drawn from the seed."""
+
+    model_config = ConfigDict(extra="forbid")  # generate(seed, lesion_probabilty=...) is an error, not the default
 
     contrast: Literal["ciss", "fiesta", "random"] | None = None
     spacing_mm: tuple[float, float, float] | None = Field(None, description="output voxel size (in-plane, in-plane, slice)")
