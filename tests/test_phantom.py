@@ -166,7 +166,8 @@ def test_koos_grades_are_built_as_stated(koos):
 
 
 def test_lesion_type_weights_choose_the_type_and_leave_the_seed_stream_alone():
-    from nvc_mri.phantom.build import DEFAULT_LESION_TYPE_WEIGHTS, random_lesion
+    from nvc_mri.phantom.build import random_lesion
+    from nvc_mri.phantom.options import DEFAULT_LESION_TYPE_WEIGHTS
 
     only_cysts = [random_lesion(np.random.default_rng(s), {"arachnoid_cyst": 1.0}).type for s in range(20)]
     assert set(only_cysts) == {"arachnoid_cyst"}

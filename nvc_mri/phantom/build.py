@@ -7,7 +7,8 @@ import numpy as np
 from nvc_mri.phantom.anatomy import (Anatomy, attached_length, build_base, build_facial_nerve, build_trigeminal_nerve,
                                      build_vestibulocochlear_nerve)
 from nvc_mri.phantom.lesions import Lesion, make_lesion, push_out
-from nvc_mri.phantom.options import KINDS, LESION_TYPES, SEGMENTS, VESSELS, ConflictSpec, LesionSpec, PhantomOptions
+from nvc_mri.phantom.options import (DEFAULT_LESION_TYPE_WEIGHTS, KINDS, LESION_TYPES, SEGMENTS, VESSELS, ConflictSpec, LesionSpec,
+                                     PhantomOptions)
 from nvc_mri.phantom.shapes import Tube, catmull_rom, closest_approach
 from nvc_mri.phantom.vessels import (branch_controls, crossing_points, displace_nerve, gap_profile, repel, route,
                                      segment_window, stays_outside, vertebrobasilar)
@@ -21,9 +22,6 @@ def random_conflict(rng: np.random.Generator) -> ConflictSpec:
     vessel = str(rng.choice(VESSELS, p=[0.55, 0.3, 0.15]))
     segment = str(rng.choice(SEGMENTS if vessel != "VA" else SEGMENTS[:3]))  # the VA compresses the proximal REZ
     return ConflictSpec(kind=kind, vessel=vessel, segment=segment, second_vessel=bool(rng.random() < 0.1))
-
-
-DEFAULT_LESION_TYPE_WEIGHTS = {"vestibular_schwannoma": 0.55, "meningioma": 0.2, "epidermoid": 0.12, "arachnoid_cyst": 0.13}
 
 
 def random_lesion(rng: np.random.Generator, type_weights: dict[str, float] | None = None) -> LesionSpec:

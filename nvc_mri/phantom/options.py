@@ -11,6 +11,7 @@ VESSELS = ("AICA", "PICA", "VA")
 KINDS = ("none", "near_miss", "contact", "deformity")
 LesionType = Literal["vestibular_schwannoma", "meningioma", "epidermoid", "arachnoid_cyst"]
 LESION_TYPES: tuple[str, ...] = get_args(LesionType)
+DEFAULT_LESION_TYPE_WEIGHTS = {"vestibular_schwannoma": 0.55, "meningioma": 0.2, "epidermoid": 0.12, "arachnoid_cyst": 0.13}
 
 
 class ConflictSpec(BaseModel):
@@ -51,8 +52,8 @@ class PhantomOptions(BaseModel):
     lesion: LesionSpec | None = None
     lesion_probability: float = 0.3
     lesion_type_weights: dict[LesionType, float] | None = Field(
-        None, description="relative frequency of each lesion type when the lesion is drawn (None: "
-        "schwannoma 0.55, meningioma 0.2, epidermoid 0.12, arachnoid cyst 0.13; a type left out is never drawn)")
+        None, description=f"relative frequency of each lesion type when the lesion is drawn (None: "
+        f"{DEFAULT_LESION_TYPE_WEIGHTS}; a type left out is never drawn)")
     dolichoectasia_probability: float = 0.08
     vein_probability: float = 0.2
     banding_probability: float = 0.15

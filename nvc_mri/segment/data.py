@@ -2,7 +2,8 @@
 
 A case is generated from its seed the first time it is needed and kept in the cache
 directory as ``.npy`` arrays (memory-mapped while training), so resumed or repeated
-runs reuse it. The cache key includes the phantom version and the model grid.
+runs reuse it. The cache key includes the phantom version, the model grids and a digest
+of the recipe's own phantom options (so another lesion mix never reuses these cases).
 """
 
 from __future__ import annotations
