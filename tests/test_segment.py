@@ -332,6 +332,30 @@ def test_clean_up_keeps_a_broken_nerve_and_drops_a_distant_nerve_piece():
     assert (out[20:34, 19:21, 19:21] == Label.FACIAL_NERVE).all()
 
 
+def test_class_weights_move_the_thin_structures_label_boundary():
+    """Where the network gives a nerve or artery 0.4 against background's 0.6, the weights of configs/model.yaml
+    (thin structures x2) label it nerve or artery; a lesion at 0.45 is not weighted and stays background, and with
+    no weights every voxel is background. The labels come back on the volume's own grid."""
+    from nvc_mri.config import load_config
+    from nvc_mri.segment.inference import _labels_on_input_grid, class_weights
+
+    volume = make_volume(shape=(12, 10, 8), spacing=(1.0, 1.0, 1.0), angles_deg=(0, 0, 0))
+    grid = bounding_grid(volume.shape, volume.affine, 1.0)
+    assert grid.shape == volume.shape
+    probabilities = torch.zeros((len(Label),) + grid.shape)
+    probabilities[Label.BACKGROUND] = 0.6
+    probabilities[Label.FACIAL_NERVE, :, 2, 2] = 0.4
+    probabilities[Label.ARTERY, :, 6, 5] = 0.4
+    probabilities[Label.LESION, 2:5, 7:9, 1:3] = 0.45
+    weights = class_weights(load_config("model.yaml")["postprocess"])
+    assert weights[Label.BACKGROUND] == 1 and weights[Label.LESION] == 1 and weights[Label.FACIAL_NERVE] > 1.5
+    labels = _labels_on_input_grid(probabilities, grid, volume, weights)
+    assert (labels[:, 2, 2] == Label.FACIAL_NERVE).all() and (labels[:, 6, 5] == Label.ARTERY).all()
+    assert (labels == Label.FACIAL_NERVE).sum() == 12 and (labels == Label.ARTERY).sum() == 12 and (labels == Label.LESION).sum() == 0
+    assert (_labels_on_input_grid(probabilities, grid, volume) == 0).all()
+    assert (class_weights({}) == 1).all()
+
+
 def test_lesion_pieces_without_coarse_support_are_dropped():
     """Two lesion pieces on an oblique 0.5 mm grid: the one where the coarse network's lesion probability
     reaches 0.5 stays, the one where it stays at 0.2 goes; other labels are untouched; 0 switches the rule off."""

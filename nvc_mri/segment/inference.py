@@ -4,7 +4,8 @@
 2. Coarse pass: the whole volume on a 2 mm RAS-aligned grid; find the brainstem.
 3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
    angles (and any lesion); over the whole volume when the coarse pass is not plausible.
-4. Class probabilities are resampled back onto the input grid and the most likely class wins.
+4. Class probabilities are resampled back onto the input grid, those of the thin structures (nerves,
+   arteries) are weighted (``postprocess.class_weights``) and the most likely class wins.
 5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one midline organ, so only its
    largest connected piece near the midline is kept (stray brainstem-like voxels, typically in the
    cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller
@@ -143,7 +144,8 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     timings["fine"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume), volume.affine, config["postprocess"])
+    weights = class_weights(config["postprocess"])
+    labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume, weights), volume.affine, config["postprocess"])
     # pieces against the nerves are kept only inside a trusted region: without one (whole-volume fallback,
     # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
     drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
@@ -155,8 +157,23 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     return Segmentation(volume.with_array(labels), box, used_fallback, found.reason, timings)
 
 
-def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume) -> np.ndarray:
-    """Interpolate class probabilities onto the input voxels inside the fine box; argmax; background elsewhere."""
+def class_weights(config: dict[str, Any]) -> torch.Tensor:
+    """Weight of each label's probability before the argmax (1 unless ``config['class_weights']`` names the label).
+
+    The fine network under-labels the edges of the thin structures (a nerve or artery is a few voxels across in
+    its patches): weighting their probabilities above the others' moves the label boundary outwards, to where
+    the network gives them a lower probability, so labels reach the contacts and measured gaps are not too wide.
+    """
+    weights = torch.ones(len(Label))
+    for name, weight in (config.get("class_weights") or {}).items():
+        weights[Label[name.upper()]] = float(weight)
+    return weights
+
+
+def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume,
+                          weights: torch.Tensor | None = None) -> np.ndarray:
+    """Interpolate class probabilities onto the input voxels inside the fine box; argmax of the probabilities times
+    ``weights`` (one per class, default 1); background elsewhere."""
     box, sub_affine = covered_box(volume.shape, volume.affine, grid.affine, grid.shape)
     sub_shape = tuple(b.stop - b.start for b in box)
     # outside the fine box, background is certain
@@ -164,6 +181,8 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     background_fill[0] -= 1.0
     sampled = resample(background_fill, grid.affine, sub_affine, sub_shape)
     sampled[0] += 1.0
+    if weights is not None:
+        sampled *= weights.view(-1, 1, 1, 1)
     labels = np.zeros(volume.shape, np.uint8)
     labels[box] = sampled.argmax(0).numpy().astype(np.uint8)
     return labels
