@@ -4,8 +4,8 @@
 2. Coarse pass: the whole volume on a 2 mm RAS-aligned grid; find the brainstem.
 3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
    angles (and any lesion); over the whole volume when the coarse pass is not plausible.
-4. Class probabilities are resampled back onto the input grid, those of the thin structures (nerves,
-   arteries) are weighted (``postprocess.class_weights``) and the most likely class wins.
+4. Class probabilities are resampled back onto the input grid, the facial nerve's and arteries' are
+   weighted up (``postprocess.class_weights``) and the most likely class wins.
 5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one midline organ, so only its
    largest connected piece near the midline is kept (stray brainstem-like voxels, typically in the
    cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller
@@ -166,6 +166,9 @@ def class_weights(config: dict[str, Any]) -> torch.Tensor:
     """
     weights = torch.ones(len(Label))
     for name, weight in (config.get("class_weights") or {}).items():
+        if name.upper() not in Label.__members__ or not float(weight) > 0:
+            raise ValueError(f"postprocess.class_weights: {name}: {weight} is not a label name with a positive weight "
+                             f"(labels: {', '.join(label.name.lower() for label in Label)})")
         weights[Label[name.upper()]] = float(weight)
     return weights
 
