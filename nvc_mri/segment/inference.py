@@ -173,10 +173,9 @@ def class_weights(config: dict[str, Any]) -> torch.Tensor:
     return weights
 
 
-def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume,
-                          weights: torch.Tensor | None = None) -> np.ndarray:
+def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume, weights: torch.Tensor) -> np.ndarray:
     """Interpolate class probabilities onto the input voxels inside the fine box; argmax of the probabilities times
-    ``weights`` (one per class, default 1); background elsewhere."""
+    ``weights`` (one per class, :func:`class_weights`); background elsewhere."""
     box, sub_affine = covered_box(volume.shape, volume.affine, grid.affine, grid.shape)
     sub_shape = tuple(b.stop - b.start for b in box)
     # outside the fine box, background is certain
@@ -184,8 +183,7 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     background_fill[0] -= 1.0
     sampled = resample(background_fill, grid.affine, sub_affine, sub_shape)
     sampled[0] += 1.0
-    if weights is not None:
-        sampled *= weights.view(-1, 1, 1, 1)
+    sampled *= weights.view(-1, 1, 1, 1)
     labels = np.zeros(volume.shape, np.uint8)
     labels[box] = sampled.argmax(0).numpy().astype(np.uint8)
     return labels
