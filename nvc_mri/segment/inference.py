@@ -227,7 +227,7 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     if set(near) - {"weight", "reach_mm"}:
         raise ValueError(f"postprocess.artery_near_facial_nerve: {near} takes only weight and reach_mm")
     arteries_reaching_the_facial_nerve(sub_labels, sampled[Label.ARTERY].numpy(), sampled[Label.BACKGROUND].numpy(),
-                                       np.asarray(volume.spacing), float(near.get("weight", 1.0)),
+                                       np.sqrt((volume.affine[:3, :3] ** 2).sum(0)), float(near.get("weight", 1.0)),
                                        float(near.get("reach_mm", 0.0)))
     labels = np.zeros(volume.shape, np.uint8)
     labels[box] = sub_labels
