@@ -5,8 +5,7 @@
 3. Fine pass: sliding window at 0.5 mm over the brainstem and both cerebellopontine
    angles (and any lesion); over the whole volume when the coarse pass is not plausible.
 4. Class probabilities are resampled back onto the input grid, the facial nerve's and arteries' are
-   weighted up (``postprocess.class_weights``) and the most likely class wins; near the facial nerve,
-   arteries are weighted up further against background (``postprocess.artery_near_facial_nerve``).
+   weighted up (``postprocess.class_weights``) and the most likely class wins.
 5. Clean-up (``configs/model.yaml``, ``postprocess``): the brainstem is one midline organ, so only its
    largest connected piece near the midline is kept (stray brainstem-like voxels, typically in the
    cerebellum or, on whole-brain scans, in a hemisphere, become background); lesion pieces smaller
@@ -145,7 +144,8 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     timings["fine"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume, config["postprocess"]), volume.affine, config["postprocess"])
+    weights = class_weights(config["postprocess"])
+    labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume, weights), volume.affine, config["postprocess"])
     # pieces against the nerves are kept only inside a trusted region: without one (whole-volume fallback,
     # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
     drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
@@ -173,48 +173,9 @@ def class_weights(config: dict[str, Any]) -> torch.Tensor:
     return weights
 
 
-def arteries_reaching_the_facial_nerve(labels: np.ndarray, artery: np.ndarray, background: np.ndarray,
-                                       spacing_mm: np.ndarray, weight: float, reach_mm: float) -> np.ndarray:
-    """Background voxels near the facial nerve's labels become artery where the network gives artery more than
-    ``1 / weight`` of background's probability (in place).
-
-    A thin AICA or PICA where it meets the nerve is a few partial-volume voxels between two dark structures, and
-    the fine network gives it a small artery probability (on development phantoms a median of up to 0.14 of the
-    likeliest other class's) while CSF beside the nerve gets almost none (at most 0.01-0.05 in 99% of its voxels).
-    Labelled background, the artery stops 1-3 mm short of the nerve and a contact is missed; this lets it reach
-    the nerve. Nerve and other labels are not changed. On development phantoms it found more NVC and read a few
-    near misses (true gaps of 0.2-0.4 mm) as touching (``benchmarks/RESULTS.md``).
-
-    Parameters
-    ----------
-    labels : ndarray of uint8
-        Labels after the argmax, changed in place.
-    artery, background : ndarray
-        The network's artery and background probabilities on the same grid (not weighted).
-    spacing_mm : ndarray (3,)
-        Voxel sides of the grid, mm.
-    weight : float
-        Artery's weight against background within reach; 1 or less changes nothing beyond the argmax.
-    reach_mm : float
-        How far from the facial nerve's labels, mm.
-    """
-    from scipy import ndimage
-
-    nerve = np.argwhere(labels == Label.FACIAL_NERVE)
-    if weight <= 1.0 or reach_mm <= 0 or len(nerve) == 0:
-        return labels
-    margin = np.ceil(reach_mm / spacing_mm).astype(int) + 1
-    box = tuple(slice(max(lo, 0), hi) for lo, hi in zip(nerve.min(0) - margin, nerve.max(0) + margin + 1))
-    near = ndimage.distance_transform_edt(labels[box] != Label.FACIAL_NERVE, sampling=spacing_mm) <= reach_mm
-    reaching = near & (labels[box] == Label.BACKGROUND) & (weight * artery[box] > background[box])
-    labels[box][reaching] = Label.ARTERY
-    return labels
-
-
-def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume, postprocess: dict[str, Any]) -> np.ndarray:
+def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: Volume, weights: torch.Tensor) -> np.ndarray:
     """Interpolate class probabilities onto the input voxels inside the fine box; argmax of the probabilities times
-    the class weights (:func:`class_weights`), then arteries reaching the facial nerve
-    (:func:`arteries_reaching_the_facial_nerve`, ``postprocess.artery_near_facial_nerve``); background elsewhere."""
+    ``weights`` (one per class, :func:`class_weights`); background elsewhere."""
     box, sub_affine = covered_box(volume.shape, volume.affine, grid.affine, grid.shape)
     sub_shape = tuple(b.stop - b.start for b in box)
     # outside the fine box, background is certain
@@ -222,15 +183,9 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     background_fill[0] -= 1.0
     sampled = resample(background_fill, grid.affine, sub_affine, sub_shape)
     sampled[0] += 1.0
-    sub_labels = (sampled * class_weights(postprocess).view(-1, 1, 1, 1)).argmax(0).numpy().astype(np.uint8)
-    near = postprocess.get("artery_near_facial_nerve") or {}
-    if set(near) - {"weight", "reach_mm"}:
-        raise ValueError(f"postprocess.artery_near_facial_nerve: {near} takes only weight and reach_mm")
-    arteries_reaching_the_facial_nerve(sub_labels, sampled[Label.ARTERY].numpy(), sampled[Label.BACKGROUND].numpy(),
-                                       np.sqrt((volume.affine[:3, :3] ** 2).sum(0)), float(near.get("weight", 1.0)),
-                                       float(near.get("reach_mm", 0.0)))
+    sampled *= weights.view(-1, 1, 1, 1)
     labels = np.zeros(volume.shape, np.uint8)
-    labels[box] = sub_labels
+    labels[box] = sampled.argmax(0).numpy().astype(np.uint8)
     return labels
 
 
