@@ -354,7 +354,7 @@ def test_class_weights_move_the_thin_structures_label_boundary():
     assert (labels == Label.FACIAL_NERVE).sum() == 12 and (labels == Label.ARTERY).sum() == 12 and (labels == Label.LESION).sum() == 0
     assert (class_weights({}) == 1).all()
     assert (_labels_on_input_grid(probabilities, grid, volume, class_weights({})) == 0).all()
-    for bad in ({"facial": 2.0}, {"artery": 0.0}):
+    for bad in ({"facial": 2.0}, {"artery": 0.0}, {"artery": "two"}):
         with pytest.raises(ValueError, match="class_weights"):
             class_weights({"class_weights": bad})
 

@@ -166,7 +166,7 @@ def class_weights(config: dict[str, Any]) -> torch.Tensor:
     """
     weights = torch.ones(len(Label))
     for name, weight in (config.get("class_weights") or {}).items():
-        if name.upper() not in Label.__members__ or not float(weight) > 0:
+        if name.upper() not in Label.__members__ or not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f"postprocess.class_weights: {name}: {weight} is not a label name with a positive weight "
                              f"(labels: {', '.join(label.name.lower() for label in Label)})")
         weights[Label[name.upper()]] = float(weight)
