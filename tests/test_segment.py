@@ -347,16 +347,52 @@ def test_class_weights_move_the_thin_structures_label_boundary():
     probabilities[Label.FACIAL_NERVE, :, 2, 2] = 0.4
     probabilities[Label.ARTERY, :, 6, 5] = 0.4
     probabilities[Label.LESION, 2:5, 7:9, 1:3] = 0.45
-    weights = class_weights(load_config("model.yaml")["postprocess"])
+    postprocess = load_config("model.yaml")["postprocess"]
+    weights = class_weights(postprocess)
     assert weights[Label.BACKGROUND] == 1 and weights[Label.LESION] == 1 and weights[Label.FACIAL_NERVE] > 1.5
-    labels = _labels_on_input_grid(probabilities, grid, volume, weights)
+    labels = _labels_on_input_grid(probabilities, grid, volume, postprocess)
     assert (labels[:, 2, 2] == Label.FACIAL_NERVE).all() and (labels[:, 6, 5] == Label.ARTERY).all()
     assert (labels == Label.FACIAL_NERVE).sum() == 12 and (labels == Label.ARTERY).sum() == 12 and (labels == Label.LESION).sum() == 0
     assert (class_weights({}) == 1).all()
-    assert (_labels_on_input_grid(probabilities, grid, volume, class_weights({})) == 0).all()
+    assert (_labels_on_input_grid(probabilities, grid, volume, {}) == 0).all()
     for bad in ({"facial": 2.0}, {"artery": 0.0}, {"artery": "two"}):
         with pytest.raises(ValueError, match="class_weights"):
             class_weights({"class_weights": bad})
+
+
+def test_arteries_are_carried_on_to_the_facial_nerve_where_the_network_half_sees_them():
+    """On 0.5 x 0.5 x 1 mm voxels, background between the facial nerve and an artery 1.5 mm from it becomes artery
+    where the network gives artery a tenth of background's probability (shipped weight 10 or more); the same beside a
+    one-voxel artery speck, or 3.5 mm from the nerve, stays background, as does CSF at 1/100, and the nerve's own
+    voxels stay nerve; weight 1 changes nothing; without a smallest piece the speck is carried on; an unknown key raises."""
+    from nvc_mri.config import load_config
+    from nvc_mri.segment.inference import _labels_on_input_grid, arteries_reaching_the_facial_nerve
+
+    labels = np.zeros((40, 30, 12), np.uint8)
+    labels[:, 15, 6] = Label.FACIAL_NERVE                  # along x
+    labels[10:14, 18:20, 6] = Label.ARTERY                 # 2 mm3 of artery, 1.5 mm from the nerve
+    labels[10:14, 23:25, 6] = Label.ARTERY                 # another, 4 mm from it
+    labels[30, 19, 6] = Label.ARTERY                       # a 0.25 mm3 speck
+    background = np.full(labels.shape, 0.99, np.float32)
+    artery = np.full(labels.shape, 0.0099, np.float32)     # CSF everywhere: 1/100 of background
+    for half_seen in (np.s_[10:14, 16:18, 6], np.s_[10:14, 22, 6], np.s_[28:32, 16:19, 6]):
+        artery[half_seen], background[half_seen] = 0.09, 0.9   # a tenth
+    artery[20:24, 15, 6] = 0.5                             # on the nerve itself
+    spacing = np.array([0.5, 0.5, 1.0])
+    postprocess = load_config("model.yaml")["postprocess"]
+    near, min_mm3 = postprocess["artery_near_facial_nerve"], postprocess["min_piece_mm3"]
+    assert near["weight"] >= 10 and 1.0 <= near["reach_mm"] < 3.5 and 0.25 < min_mm3 <= 2.0
+    out = arteries_reaching_the_facial_nerve(labels.copy(), artery, background, spacing, near["weight"], near["reach_mm"], min_mm3)
+    assert (out[10:14, 16:18, 6] == Label.ARTERY).all() and (out == Label.ARTERY).sum() == (labels == Label.ARTERY).sum() + 8
+    assert (out[:, 15, 6] == Label.FACIAL_NERVE).all() and (out[10:14, 22, 6] == 0).all()
+    assert (arteries_reaching_the_facial_nerve(labels.copy(), artery, background, spacing, 1.0, near["reach_mm"], min_mm3) == labels).all()
+    speck_carried = arteries_reaching_the_facial_nerve(labels.copy(), artery, background, spacing, near["weight"], near["reach_mm"], 0.0)
+    assert (speck_carried[28:32, 16:19, 6] == Label.ARTERY).all()
+    volume = make_volume(shape=(6, 6, 6), spacing=(1.0, 1.0, 1.0), angles_deg=(0, 0, 0))
+    grid = bounding_grid(volume.shape, volume.affine, 1.0)
+    with pytest.raises(ValueError, match="artery_near_facial_nerve"):
+        _labels_on_input_grid(torch.full((len(Label),) + grid.shape, 1 / len(Label)), grid, volume,
+                              {"artery_near_facial_nerve": {"weight": 10.0, "reach": 3.0}})
 
 
 def test_lesion_pieces_without_coarse_support_are_dropped():
