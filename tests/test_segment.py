@@ -390,9 +390,10 @@ def test_arteries_are_carried_on_to_the_facial_nerve_where_the_network_half_sees
     assert (speck_carried[28:32, 16:19, 6] == Label.ARTERY).all()
     volume = make_volume(shape=(6, 6, 6), spacing=(1.0, 1.0, 1.0), angles_deg=(0, 0, 0))
     grid = bounding_grid(volume.shape, volume.affine, 1.0)
-    with pytest.raises(ValueError, match="artery_near_facial_nerve"):
-        _labels_on_input_grid(torch.full((len(Label),) + grid.shape, 1 / len(Label)), grid, volume,
-                              {"artery_near_facial_nerve": {"weight": 10.0, "reach": 3.0}})
+    for bad in ({"weight": 10.0, "reach": 3.0}, {"weight": "ten", "reach_mm": 3.0}):
+        with pytest.raises(ValueError, match="artery_near_facial_nerve"):
+            _labels_on_input_grid(torch.full((len(Label),) + grid.shape, 1 / len(Label)), grid, volume,
+                                  {"artery_near_facial_nerve": bad})
 
 
 def test_lesion_pieces_without_coarse_support_are_dropped():

@@ -183,9 +183,9 @@ def arteries_reaching_the_facial_nerve(labels: np.ndarray, artery: np.ndarray, b
     likeliest other class's) while CSF beside the nerve gets almost none (at most 0.01-0.05 in 99% of its voxels).
     Labelled background, the artery stops 1-3 mm short of the nerve and a contact is missed. Here background
     voxels within ``reach_mm`` of the facial nerve's labels where ``weight`` x artery probability beats
-    background's become artery, but only where they join (face-connected, through each other) an artery piece of
-    at least ``min_artery_mm3`` (specks may link them): a speck the clean-up would drop (e.g. half-seen nerve voxels beside a
-    schwannoma) is no artery to carry on. Nerve and other labels are not changed.
+    background's become artery, but only where they join (face-connected, through each other; specks may link
+    them) an artery piece of at least ``min_artery_mm3``: a speck the clean-up would drop (e.g. half-seen nerve
+    voxels beside a schwannoma) is no artery to carry on. Nerve and other labels are not changed.
 
     Parameters
     ----------
@@ -232,8 +232,8 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     (:func:`arteries_reaching_the_facial_nerve`, ``postprocess.artery_near_facial_nerve``, joining artery pieces
     of at least ``postprocess.min_piece_mm3``); background elsewhere."""
     near = postprocess.get("artery_near_facial_nerve") or {}
-    if set(near) - {"weight", "reach_mm"}:
-        raise ValueError(f"postprocess.artery_near_facial_nerve: {near} takes only weight and reach_mm")
+    if set(near) - {"weight", "reach_mm"} or not all(isinstance(v, (int, float)) for v in near.values()):
+        raise ValueError(f"postprocess.artery_near_facial_nerve: {near} takes only weight and reach_mm, both numbers")
     box, sub_affine = covered_box(volume.shape, volume.affine, grid.affine, grid.shape)
     sub_shape = tuple(b.stop - b.start for b in box)
     # outside the fine box, background is certain
