@@ -217,10 +217,9 @@ def arteries_reaching_the_facial_nerve(labels: np.ndarray, artery: np.ndarray, b
     near = ndimage.distance_transform_edt(labels[box] != Label.FACIAL_NERVE, sampling=spacing_mm) <= reach_mm
     reaching = np.zeros(labels.shape, bool)
     reaching[box] = near & (labels[box] == Label.BACKGROUND) & (weight * artery[box] > background[box])
-    pieces, _ = ndimage.label(labels == Label.ARTERY, structure=np.ones((3, 3, 3)))
-    piece_mm3 = np.bincount(pieces.ravel()) * float(np.prod(spacing_mm))
-    kept_artery = (pieces > 0) & (piece_mm3[pieces] >= min_artery_mm3)
-    joined, _ = ndimage.label(reaching | (pieces > 0))
+    artery_labels = labels == Label.ARTERY
+    kept_artery = pieces_of_at_least(artery_labels, float(np.prod(spacing_mm)), min_artery_mm3)
+    joined, _ = ndimage.label(reaching | artery_labels)
     starts = np.unique(joined[kept_artery])
     labels[reaching & np.isin(joined, starts[starts > 0])] = Label.ARTERY
     return labels
@@ -389,20 +388,24 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
     return labels
 
 
-def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """One brainstem piece (the largest near the midline); drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
+def pieces_of_at_least(mask: np.ndarray, voxel_mm3: float, min_mm3: float) -> np.ndarray:
+    """The voxels of ``mask`` in 26-connected pieces of at least ``min_mm3`` (``voxel_mm3`` per voxel)."""
     from scipy import ndimage
 
+    pieces, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    piece_mm3 = np.bincount(pieces.ravel()) * voxel_mm3
+    return (pieces > 0) & (piece_mm3[pieces] >= min_mm3)
+
+
+def clean_labels(labels: np.ndarray, affine: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """One brainstem piece (the largest near the midline); drop small lesion pieces, specks of nerve or artery, and stray nerve pieces (in place)."""
     keep_one_brainstem(labels, affine, float(config.get("brainstem_max_midline_offset_mm", np.inf)))
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     limits = {Label.LESION: config["min_lesion_mm3"], Label.FACIAL_NERVE: config["min_piece_mm3"],
               Label.VESTIBULOCOCHLEAR_NERVE: config["min_piece_mm3"], Label.ARTERY: config["min_piece_mm3"]}
     for value, limit in limits.items():
-        pieces, n = ndimage.label(labels == value, structure=np.ones((3, 3, 3)))
-        if n == 0:
-            continue
-        small = np.flatnonzero(np.bincount(pieces.ravel())[1:] * voxel_mm3 < limit) + 1
-        labels[np.isin(pieces, small)] = Label.BACKGROUND
+        mask = labels == value
+        labels[mask & ~pieces_of_at_least(mask, voxel_mm3, limit)] = Label.BACKGROUND
     for nerve in (Label.FACIAL_NERVE, Label.VESTIBULOCOCHLEAR_NERVE):
         drop_stray_nerve_pieces(labels, affine, nerve, float(config.get("nerve_link_mm", np.inf)))
     return labels
