@@ -161,6 +161,11 @@ def test_metrics_know_perfect_and_shifted_maps():
     m = case_metrics(shifted, truth, (0.5, 0.5, 0.5))
     assert m["facial_nerve"]["dice"] == 0.0 and m["facial_nerve"]["hd95_mm"] == pytest.approx(1.0)
     assert m["brainstem"]["surface_dice_0.5mm"] < 1.0
+    # the spacing as a nibabel header gives it (NumPy float32), anisotropic: HD95 follows the real voxel size
+    across_slices = case_metrics(shifted, truth, np.array([1.5, 0.5, 0.5], np.float32))
+    assert across_slices["facial_nerve"]["hd95_mm"] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="spacing"):
+        case_metrics(truth, truth, (0.5, 0.0, 0.5))
 
 
 def test_training_smoke_run_and_resume(tmp_path):

@@ -45,8 +45,8 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     ----------
     pred, truth : ndarray of int, same shape
         Label maps (``nvc_mri.labels.Label`` values).
-    spacing : tuple of float
-        Voxel size in mm along the array axes.
+    spacing : sequence of 3 floats
+        Voxel size in mm along the array axes (a nibabel header's ``get_zooms()[:3]`` will do).
 
     Returns
     -------
@@ -55,6 +55,9 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     """
     if pred.shape != truth.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from reference shape {truth.shape}")
+    spacing = [float(s) for s in spacing]  # MONAI takes Python floats only, not NumPy's
+    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"spacing {spacing} is not three positive voxel sizes in mm")
     pred, truth = _crop_to_foreground(np.asarray(pred), np.asarray(truth))
     n = len(LABEL_NAMES)
     p = F.one_hot(torch.as_tensor(pred.astype(np.int64)), n).permute(3, 0, 1, 2)[None]
@@ -62,8 +65,8 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     with warnings.catch_warnings():  # empty classes are handled below, not warned about
         warnings.filterwarnings("ignore", message=".*all 0, this may result in nan/inf distance")
         dice = compute_dice(p, t, include_background=False, ignore_empty=True)[0]
-        hd95 = compute_hausdorff_distance(p, t, include_background=False, percentile=95, spacing=list(spacing))[0]
-        nsd = compute_surface_dice(p, t, [SURFACE_TOLERANCE_MM] * (n - 1), include_background=False, spacing=list(spacing))[0]
+        hd95 = compute_hausdorff_distance(p, t, include_background=False, percentile=95, spacing=spacing)[0]
+        nsd = compute_surface_dice(p, t, [SURFACE_TOLERANCE_MM] * (n - 1), include_background=False, spacing=spacing)[0]
     out = {}
     for c, name in enumerate(FOREGROUND):
         truth_voxels, pred_voxels = int(t[0, c + 1].sum()), int(p[0, c + 1].sum())
@@ -121,7 +124,7 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, out_dir: str |
         p_img, t_img = nib.load(preds[name]), nib.load(truths[name])
         if not np.allclose(p_img.affine, t_img.affine, atol=1e-3):
             raise InputError(str(preds[name]), f"grid differs from the reference {truths[name]}")
-        spacing = tuple(float(s) for s in t_img.header.get_zooms()[:3])
+        spacing = t_img.header.get_zooms()[:3]
         per_case[name] = case_metrics(np.asarray(p_img.dataobj), np.asarray(t_img.dataobj), spacing)
     result = {"cases": per_case, "summary": summarise(per_case), "missing_predictions": sorted(set(truths) - set(preds))}
     if out_dir is not None:
