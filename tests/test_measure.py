@@ -36,6 +36,16 @@ def test_contact_side_is_found_named_and_placed(contact_case, findings):
     assert abs(right.facial_nerve.attached_length_mm - truth.attached_length_mm) < 1.0
 
 
+def test_a_nibabel_label_image_is_measured_with_its_own_affine(contact_case, findings):
+    # what Analysis.labels and the written labels.nii.gz are; a bare array without its affine is refused
+    from_nifti = measure(contact_case.labels.to_nifti(dtype=np.uint8))
+    for side in ("left", "right"):
+        assert from_nifti.sides[side].nvc.min_gap_mm == pytest.approx(findings.sides[side].nvc.min_gap_mm)
+        assert from_nifti.sides[side].nvc.severity == findings.sides[side].nvc.severity
+    with pytest.raises(ValueError, match="affine"):
+        measure(contact_case.labels.array)
+
+
 def test_near_miss_gap_is_sub_voxel(contact_case, findings):
     truth = contact_case.truth.sides["left"]
     left = findings.sides["left"]

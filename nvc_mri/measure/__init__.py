@@ -298,8 +298,9 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
 
     Parameters
     ----------
-    labels : Volume or ndarray of int
-        Label map (``nvc_mri.labels.Label`` values). A ``Volume`` carries its own affine.
+    labels : Volume, nibabel image or ndarray of int
+        Label map (``nvc_mri.labels.Label`` values). A ``Volume`` or a nibabel image (such as
+        ``Analysis.labels``, or a ``labels.nii.gz`` written by the toolkit) carries its own affine.
     affine : ndarray (4, 4), optional
         Voxel -> RAS+ mm, required with a plain array.
     image : ndarray, optional
@@ -315,7 +316,12 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     """
     t0 = time.perf_counter()
     if affine is None:
-        labels, affine = labels.array, labels.affine
+        if hasattr(labels, "dataobj") and hasattr(labels, "affine"):  # nibabel
+            labels, affine = np.asanyarray(labels.dataobj), labels.affine
+        elif hasattr(labels, "array") and hasattr(labels, "affine"):  # Volume
+            labels, affine = labels.array, labels.affine
+        else:
+            raise ValueError("a label array needs its affine (voxel -> RAS+ mm); pass measure(labels, affine)")
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D, got shape {labels.shape}")
