@@ -86,11 +86,12 @@ def test_lesions_are_not_kept_beside_nerves_after_the_whole_volume_fallback(smal
     lesion pieces beside them are not kept: the clean-up gets no config for that rule."""
     from nvc_mri.segment import inference
 
-    seen = []
+    seen, grown = [], []
     original = inference.drop_unconfirmed_lesions
     monkeypatch.setattr(inference, "drop_unconfirmed_lesions", lambda *args: seen.append(args[5]) or original(*args))
+    monkeypatch.setattr(inference, "grow_lesions_into_coarse_support", lambda *args: grown.append(args))
     run_segmentation(small_case.image, networks=new_networks(), device="cpu", force_fallback=True)
-    assert seen == [None]
+    assert seen == [None] and grown == []  # nor are lesions grown over an untrusted coarse pass's support
 
 
 def test_fine_region_from_truth_covers_both_nerves_and_rejects_implausible_maps(small_case):
@@ -449,6 +450,42 @@ def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept()
     assert lesion[60:68, 23:28, 17:24].all() and lesion[72:76, 2:6, 2:6].all() and lesion.sum() == 8 * 5 * 7 + 4 ** 3
     assert (out == Label.VESTIBULOCOCHLEAR_NERVE).sum() == (labels == Label.VESTIBULOCOCHLEAR_NERVE).sum()
     assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5) == Label.LESION).sum() == 4 ** 3
+
+
+def test_a_lesion_piece_grows_over_its_coarse_support_within_its_own_signal():
+    """The fine network labels one half of a 16 mm mass; the coarse network supports all of it and spills 2-4 mm
+    beyond into CSF and bone. The piece grows over the mass and stops at the CSF and bone, whose signal is not the
+    piece's; a second mass with coarse support but no lesion piece stays unlabelled (nothing is created); a
+    nerve label inside the mass stays nerve; 0 switches the growth off."""
+    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.segment.inference import grow_lesions_into_coarse_support
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([-0.5, 0.5, 0.5, 1.0])           # x flipped: index 0 is world x = 20 mm
+    affine[:3, 3] = [20.0, -20.0, -10.0]
+    shape = (81, 81, 41)
+    world = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1) @ affine[:3, :3].T + affine[:3, 3]
+    mass = np.linalg.norm(world - [-8.0, 0.0, 0.0], axis=-1) <= 8.0
+    other_mass = np.linalg.norm(world - [12.0, 0.0, 0.0], axis=-1) <= 4.0
+    bone = (world[..., 1] > 9.0) & ~mass
+    image = np.where(mass | other_mass, 0.45, np.where(bone, 0.05, 1.0)) + rng.normal(0, 0.02, shape)
+    labels = np.zeros(shape, np.uint8)
+    labels[mass & (world[..., 0] < -8.0)] = Label.LESION
+    nerve = mass & (np.abs(world[..., 1]) < 0.6) & (np.abs(world[..., 2]) < 0.6)
+    labels[nerve] = Label.FACIAL_NERVE
+    coarse_grid = WorldGrid((-20.0, -20.0, -10.0), 2.0, (21, 21, 11))
+    coarse_world = np.stack(np.meshgrid(*[np.arange(n) for n in coarse_grid.shape], indexing="ij"), -1) * 2.0 + coarse_grid.origin
+    coarse = np.where((np.linalg.norm(coarse_world - [-8.0, 0.0, 0.0], axis=-1) <= 11.0)
+                      | (np.linalg.norm(coarse_world - [12.0, 0.0, 0.0], axis=-1) <= 6.0), 0.9, 0.02).astype(np.float32)
+
+    grown = grow_lesions_into_coarse_support(labels.copy(), image, affine, coarse, coarse_grid, 0.3, 5.0)
+    lesion = grown == Label.LESION
+    assert lesion[mass & ~nerve].mean() > 0.95           # was half; its noisy voxels outside the range are enclosed
+    assert not lesion[~mass].any()                        # not into the CSF or bone the coarse support spills over
+    assert not lesion[other_mass].any()
+    assert (grown[nerve] == Label.FACIAL_NERVE).all()
+    off = grow_lesions_into_coarse_support(labels.copy(), image, affine, coarse, coarse_grid, 0.0, 5.0)
+    assert (off == labels).all()
 
 
 def test_evaluate_cli_names_a_missing_folder(tmp_path):

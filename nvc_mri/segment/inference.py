@@ -15,6 +15,9 @@
    A lesion piece is kept only where the coarse network, which sees the whole posterior fossa, also
    gives lesion a probability of at least ``lesion_coarse_min_probability`` somewhere in it: the fine
    network's 32 mm window cannot tell a mass from normal tissue of the same signal on its own.
+6. Each lesion piece kept is carried on over the background it touches where the coarse network gives lesion at
+   least ``lesion_grow_coarse_probability`` and the signal lies within the piece's own range
+   (``lesion_grow_signal_percentile``): the fine network labels only part of a large lesion (the same 32 mm window).
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
                              float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)),
                              None if used_fallback else config["postprocess"])
+    if not used_fallback:
+        grow_lesions_into_coarse_support(labels, volume.array, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
+                                         float(config["postprocess"].get("lesion_grow_coarse_probability", 0.0)),
+                                         float(config["postprocess"].get("lesion_grow_signal_percentile", 0.0)))
     timings["map_back"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     box = (fine_grid.affine[:3, 3], fine_grid.upper)
@@ -347,6 +354,60 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     if config is not None and unconfirmed.any():
         unconfirmed &= ~lesions_against_the_nerves(world, owner, np.flatnonzero(unconfirmed), labels, affine, config)
     labels[np.isin(pieces, np.flatnonzero(unconfirmed))] = Label.BACKGROUND
+    return labels
+
+
+def grow_lesions_into_coarse_support(labels: np.ndarray, image: np.ndarray, affine: np.ndarray, coarse_lesion: np.ndarray,
+                                     coarse_grid: WorldGrid, min_probability: float, signal_percentile: float) -> np.ndarray:
+    """Carry each lesion piece on over the background it touches where the coarse pass supports a lesion (in place).
+
+    The fine network sees 32 mm at a time and labels only part of a lesion larger than that (a Koos IV schwannoma,
+    a meningioma, an epidermoid filling the cistern); the coarse network sees the whole posterior fossa. A piece
+    grows over the face-connected background where the coarse lesion probability, interpolated onto the input
+    grid, is at least ``min_probability`` and the image signal lies between the piece's own
+    ``signal_percentile`` and ``100 - signal_percentile`` percentiles (not into CSF, bone or a brighter or darker
+    neighbour), and takes in the background it then encloses. It grows only from where the coarse pass supports it
+    too; no piece is created, so the lesions found stay the same.
+
+    Parameters
+    ----------
+    labels : ndarray of uint8
+        Labels on the input grid (``affine``: voxel -> RAS+ mm).
+    image : ndarray
+        The input image on the same grid.
+    coarse_lesion : ndarray of float
+        The coarse network's lesion probability on ``coarse_grid``.
+    min_probability : float
+        0 switches the growth off.
+    signal_percentile : float
+        In percent, 0-50.
+    """
+    from scipy import ndimage
+
+    lesion = labels == Label.LESION
+    supported = np.argwhere(coarse_lesion >= min_probability) if min_probability > 0 else np.zeros((0, 3), int)
+    if not lesion.any() or len(supported) == 0:
+        return labels
+    # one coarse voxel more on each side, so that the interpolation at the support's edge reads real values
+    lo, hi = np.maximum(supported.min(0) - 1, 0), np.minimum(supported.max(0) + 2, coarse_lesion.shape)
+    sub_affine = coarse_grid.affine.copy()
+    sub_affine[:3, 3] += lo * coarse_grid.spacing
+    box, box_affine = covered_box(labels.shape, affine, sub_affine, tuple(hi - lo), margin=1)
+    box_shape = tuple(b.stop - b.start for b in box)
+    region = coarse_lesion[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    support = resample(np.ascontiguousarray(region, np.float32), sub_affine, box_affine, box_shape).numpy() >= min_probability
+    sub_labels, sub_image = labels[box], image[box]
+    pieces, n = ndimage.label(lesion, structure=np.ones((3, 3, 3)))
+    sub_pieces = pieces[box]
+    for number in np.unique(sub_pieces[support & (sub_pieces > 0)]):
+        own = sub_pieces == number
+        low, high = np.percentile(image[pieces == number], [signal_percentile, 100.0 - signal_percentile])
+        reachable = support & (own | ((sub_labels == Label.BACKGROUND) & (sub_image >= low) & (sub_image <= high)))
+        parts, _ = ndimage.label(reachable)
+        touched = np.unique(parts[own & reachable])
+        grown = own | np.isin(parts, touched[touched > 0])
+        # background the grown piece encloses (voxels whose noise took them out of the range) belongs to it
+        sub_labels[ndimage.binary_fill_holes(grown) & (sub_labels == Label.BACKGROUND)] = Label.LESION
     return labels
 
 
