@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from nvc_mri.labels import Label
@@ -144,3 +145,12 @@ def test_koos_iv_schwannoma():
     assert abs(lesion.volume_mm3 - truth.volume_mm3) / truth.volume_mm3 < 0.05
     assert abs(lesion.max_diameter_mm - truth.max_diameter_mm) < 1.5
     assert lesion.contacts_brainstem and lesion.brainstem_compression_mm >= 2.0
+    # as a U-Net labels it: the nerves lost inside the tumour from where they first meet it (their lateral end is then
+    # no guide to the canal's axis, which read this schwannoma as an eccentric meningioma)
+    labels, affine = case.labels.array.copy(), case.labels.affine
+    nerves = np.argwhere(np.isin(labels, [Label.FACIAL_NERVE, Label.VESTIBULOCOCHLEAR_NERVE]))
+    x = (nerves @ affine[:3, :3].T + affine[:3, 3])[:, 0]
+    meets = ndimage.binary_dilation(labels == Label.LESION, iterations=2)[tuple(nerves.T)] & (x < 0)
+    labels[tuple(nerves[x < x[meets].max()].T)] = Label.LESION
+    hidden = measure(labels, affine, image=case.image.array).lesions[0]
+    assert hidden.type_guess == "vestibular_schwannoma" and hidden.koos_grade == 4 and "traced course ends" in hidden.type_basis

@@ -264,7 +264,9 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
         canal = canal_from_nerve(course.points if course is not None else None, cfg["iac_length_mm"])
         m = measure_lesion(index, scene.affine, side, canal, brainstem_index, scene.on_side(Label.FACIAL_NERVE, side), plane, cfg)
         ratio = float(np.median(image[tuple(index.T)]) / csf) if csf else None
-        kind, basis = type_guess(m, ratio)
+        touch_mm = 2.0 * scene.label_tolerance_mm
+        nerve_ends_in_it = course is not None and bool(cKDTree(m.voxels).query(course.points[-1], distance_upper_bound=touch_mm)[0] <= touch_mm)
+        kind, basis = type_guess(m, ratio, nerve_ends_in_it)
         if canal is None:
             basis += "; internal auditory canal not located (facial nerve not traced), canal part unknown"
         out.append(LesionFindings(

@@ -162,12 +162,14 @@ def koos_grade(m: LesionMeasure, config: dict) -> int:
     return 4 if m.brainstem_compression_mm >= config["lesion_brainstem_compression_mm"] else 3
 
 
-def type_guess(m: LesionMeasure, image_ratio: float | None) -> tuple[str, str]:
+def type_guess(m: LesionMeasure, image_ratio: float | None, nerve_ends_in_lesion: bool = False) -> tuple[str, str]:
     """A lesion type guess and its basis.
 
     ``image_ratio``: lesion median intensity relative to CSF on the T2 image (None without image).
     CSF-like signal suggests a cyst or an epidermoid; intermediate signal growing from the canal a
-    schwannoma; intermediate signal outside the canal a meningioma.
+    schwannoma; intermediate signal outside the canal a meningioma. ``nerve_ends_in_lesion``: the facial nerve's
+    traced course ends in the lesion, as where a schwannoma grows along the nerve into the canal and hides it
+    (labels then stop there, and the canal traced from the nerve's end lies too far medial, its axis off).
     """
     canal = m.intracanalicular_mm3 > 1.0
     if image_ratio is not None and image_ratio >= 0.7:
@@ -176,6 +178,8 @@ def type_guess(m: LesionMeasure, image_ratio: float | None) -> tuple[str, str]:
         return "vestibular_schwannoma", "solid lesion mostly within the internal auditory canal"
     if canal and m.axis_offset_mm is not None and m.axis_offset_mm <= 0.32 * m.max_diameter_mm:
         return "vestibular_schwannoma", f"solid lesion filling the internal auditory canal, centred on its axis (offset {m.axis_offset_mm:.1f} mm)"
+    if canal and nerve_ends_in_lesion:
+        return "vestibular_schwannoma", "solid lesion in the canal in which the facial nerve's traced course ends"
     if image_ratio is None and m.axis_offset_mm is None:
         return "unknown", "no image and no canal to judge by"
     where = "eccentric to the canal" if canal else "outside the internal auditory canal"
