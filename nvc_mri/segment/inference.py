@@ -397,7 +397,7 @@ def grow_lesions_into_coarse_support(labels: np.ndarray, image: np.ndarray, affi
     region = coarse_lesion[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     support = resample(np.ascontiguousarray(region, np.float32), sub_affine, box_affine, box_shape).numpy() >= min_probability
     sub_labels, sub_image = labels[box], image[box]
-    pieces, n = ndimage.label(lesion, structure=np.ones((3, 3, 3)))
+    pieces, _ = ndimage.label(lesion, structure=np.ones((3, 3, 3)))
     sub_pieces = pieces[box]
     for number in np.unique(sub_pieces[support & (sub_pieces > 0)]):
         own = sub_pieces == number
