@@ -151,11 +151,12 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume, config["postprocess"]), volume.affine, config["postprocess"])
     # pieces against the nerves are kept only inside a trusted region: without one (whole-volume fallback,
     # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
-    drop_unconfirmed_lesions(labels, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
+    coarse_lesion = coarse_prob[Label.LESION].numpy()
+    drop_unconfirmed_lesions(labels, volume.affine, coarse_lesion, coarse_grid,
                              float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)),
                              None if used_fallback else config["postprocess"])
     if not used_fallback:
-        grow_lesions_into_coarse_support(labels, volume.array, volume.affine, coarse_prob[Label.LESION].numpy(), coarse_grid,
+        grow_lesions_into_coarse_support(labels, volume.array, volume.affine, coarse_lesion, coarse_grid,
                                          float(config["postprocess"].get("lesion_grow_coarse_probability", 0.0)),
                                          float(config["postprocess"].get("lesion_grow_signal_percentile", 0.0)))
     timings["map_back"] = time.perf_counter() - t
