@@ -149,9 +149,9 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
 
     t = time.perf_counter()
     labels = clean_labels(_labels_on_input_grid(fine_prob, fine_grid, volume, config["postprocess"]), volume.affine, config["postprocess"])
+    coarse_lesion = coarse_prob[Label.LESION].numpy()
     # pieces against the nerves are kept only inside a trusted region: without one (whole-volume fallback,
     # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
-    coarse_lesion = coarse_prob[Label.LESION].numpy()
     drop_unconfirmed_lesions(labels, volume.affine, coarse_lesion, coarse_grid,
                              float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)),
                              None if used_fallback else config["postprocess"])
