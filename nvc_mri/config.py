@@ -76,7 +76,54 @@ def read_overrides(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(found) - shipped) if isinstance(found, dict) else ["(not a mapping)"]
     if unknown:
         raise InputError(path, f"unknown config name(s) {unknown}; expected some of {sorted(shipped)}")
+    for name, override in found.items():
+        problem = override_problem(_load_shipped(name), override, name)
+        if problem:
+            raise InputError(path, problem)
     return found
+
+
+# Mappings whose keys a user may choose (label or sequence family names, checked where they are used); every other
+# mapping in a shipped config takes only the keys it ships with.
+_OPEN_MAPPINGS = {("model.yaml", "postprocess.class_weights"), ("series_rules.yaml", "families")}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "a mapping", list: "a list", str: "a text"}.get(type(value), type(value).__name__)
+
+
+def override_problem(shipped: Any, override: Any, file: str, key_path: str = "") -> str | None:
+    """What is wrong with an override, judged against the shipped value it replaces (``None``: nothing).
+
+    A key the shipped file does not have is a misspelling that would otherwise be ignored without a word, and a
+    value of another kind (text where a number is read, a mapping where a list is) would fail deep inside a run
+    without naming the key; both are reported with the key's path, e.g.
+    ``model.yaml: postprocess.min_lesion_mm3 must be a number (shipped: 30.0), not a text``. Keys the shipped
+    file leaves empty, and the elements of lists of mappings, are not judged.
+    """
+    where = f"{file}: {key_path}" if key_path else file
+    if shipped is None:
+        return None
+    if isinstance(shipped, dict) and isinstance(override, dict):
+        unknown = sorted(map(str, set(override) - set(shipped)))
+        if unknown and (file, key_path) not in _OPEN_MAPPINGS:
+            return f"{where}: unknown key(s) {unknown}; expected some of {sorted(map(str, shipped))}"
+        for key, value in override.items():
+            problem = override_problem(shipped.get(key), value, file, f"{key_path}.{key}" if key_path else str(key))
+            if problem:
+                return problem
+        return None
+    if _kind(shipped) != _kind(override):
+        example = f" (shipped: {shipped!r})" if not isinstance(shipped, (dict, list)) else ""
+        return f"{where} must be {_kind(shipped)}{example}, not {_kind(override)}"
+    if isinstance(shipped, list) and shipped and not isinstance(shipped[0], (dict, list)):
+        if any(_kind(item) != _kind(shipped[0]) for item in override):
+            return f"{where} must be a list whose items are each {_kind(shipped[0])} (shipped: {shipped!r})"
+    return None
 
 
 @contextlib.contextmanager

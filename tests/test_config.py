@@ -28,10 +28,32 @@ def test_one_file_keyed_by_config_name(tmp_path):
         assert load_config("nerve_segments.yaml")["transition_zone_mm"] == 3.0
 
 
-@pytest.mark.parametrize("content, problem", [("nonsense.yaml:\n  a: 1\n", "unknown config name"), ("a: [1,\n", "not valid YAML")])
+@pytest.mark.parametrize("content, problem", [
+    ("nonsense.yaml:\n  a: 1\n", "unknown config name"),
+    ("a: [1,\n", "not valid YAML"),
+    # a misspelt key would otherwise be ignored without a word
+    ("contact.yaml:\n  contact_max_gap: 0.3\n", r"contact.yaml: unknown key\(s\) \['contact_max_gap'\]"),
+    ("model.yaml:\n  postprocess:\n    min_lesion_mm3: thirty\n",
+     r"model.yaml: postprocess.min_lesion_mm3 must be a number \(shipped: 30.0\), not a text"),
+    ("model.yaml:\n  postprocess:\n    artery_near_facial_nerve: {weight: 10, reach: 3}\n",
+     r"postprocess.artery_near_facial_nerve: unknown key\(s\) \['reach'\]"),
+    ("model.yaml:\n  fine:\n    patch_size: [64, 64, big]\n", "fine.patch_size must be a list whose items are each a number"),
+    ("pacs.yaml:\n  send_backoff_s: 5\n", "send_backoff_s must be a list"),
+])
 def test_bad_override_is_one_clear_error(tmp_path, content, problem):
     path = tmp_path / "site.yaml"
     path.write_text(content)
-    with pytest.raises(InputError, match=problem):
+    with pytest.raises(InputError, match=problem) as raised:
         with use_config(path):
             pass
+    assert str(raised.value).startswith(str(path)) and "\n" not in str(raised.value)
+
+
+def test_label_weights_take_any_label_name(tmp_path):
+    """``class_weights`` is keyed by label names (checked against labels.yaml where it is used), so a label the
+    shipped file leaves at 1 can be weighted too."""
+    path = tmp_path / "site.yaml"
+    path.write_text("model.yaml:\n  postprocess:\n    class_weights: {vestibulocochlear_nerve: 1.5}\n")
+    with use_config(path):
+        assert load_config("model.yaml")["postprocess"]["class_weights"] == {"facial_nerve": 2.0, "artery": 2.0,
+                                                                             "vestibulocochlear_nerve": 1.5}
