@@ -153,4 +153,19 @@ def test_koos_iv_schwannoma():
     meets = ndimage.binary_dilation(labels == Label.LESION, iterations=2)[tuple(nerves.T)] & (x < 0)
     labels[tuple(nerves[x < x[meets].max()].T)] = Label.LESION
     hidden = measure(labels, affine, image=case.image.array).lesions[0]
-    assert hidden.type_guess == "vestibular_schwannoma" and hidden.koos_grade == 4 and "traced course ends" in hidden.type_basis
+    assert hidden.type_guess == "vestibular_schwannoma" and hidden.koos_grade == 4 and "traced course" in hidden.type_basis
+    assert "brighter than the brainstem" in hidden.type_basis
+    # without the image, the nerve's end in the tumour still tells the schwannoma
+    no_image = measure(labels, affine).lesions[0]
+    assert no_image.type_guess == "vestibular_schwannoma" and "traced course" in no_image.type_basis
+
+
+@pytest.mark.parametrize("kind, seed", [("epidermoid", 11), ("arachnoid_cyst", 12), ("meningioma", 13)])
+def test_lesion_type_from_its_signal_on_a_noisy_scan(kind, seed):
+    """An epidermoid reads a little under CSF, a cyst as CSF, a meningioma about as the brainstem: judged against
+    the CSF around the lesion, not the whole image's brightest voxels, which noise lifts (SNR 10 here)."""
+    case = generate(seed, spacing_mm=(0.5, 0.5, 0.7), slab_mm=56, contrast="ciss", orientation="axial", snr=10.0,
+                    banding_probability=0.0, motion_probability=0.0, lesion=LesionSpec(type=kind, side="right"),
+                    right=ConflictSpec(kind="none"), left=ConflictSpec(kind="none"))
+    found = [x for x in measure(case.labels, image=case.image.array).lesions if x.side == "right"]
+    assert found and found[0].type_guess == kind, [(x.type_guess, x.type_basis) for x in found]

@@ -42,6 +42,7 @@ from nvc_mri.measure.lesions import (
     canal_from_nerve,
     koos_grade,
     lesion_components,
+    lesion_signal,
     measure_lesion,
     type_guess,
 )
@@ -250,8 +251,9 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
     components = lesion_components(scene.labels == Label.LESION, scene.affine, cfg["lesion_min_volume_mm3"])
     if not components:
         return out
-    csf = float(np.percentile(image, 99.5)) if image is not None else None
     brainstem_index = np.argwhere(scene.labels == Label.BRAINSTEM)
+    brainstem_level = float(np.median(image[tuple(brainstem_index.T)])) if image is not None and len(brainstem_index) else None
+    spacing = np.linalg.norm(scene.affine[:3, :3], axis=0)
     if all(courses.get(s) is not None for s in SIDES):
         right, left = courses["right"].root_exit_point, courses["left"].root_exit_point
         plane = MirrorPlane((right + left) / 2, (right - left) / np.linalg.norm(right - left))
@@ -263,10 +265,10 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
         course = courses.get(side)
         canal = canal_from_nerve(course.points if course is not None else None, cfg["iac_length_mm"])
         m = measure_lesion(index, scene.affine, side, canal, brainstem_index, scene.on_side(Label.FACIAL_NERVE, side), plane, cfg)
-        ratio = float(np.median(image[tuple(index.T)]) / csf) if csf else None
+        signal = lesion_signal(image, scene.labels, index, spacing, brainstem_level) if image is not None else None
         touch_mm = 2.0 * scene.label_tolerance_mm
         nerve_ends_in_it = course is not None and bool(cKDTree(m.voxels).query(course.points[-1], distance_upper_bound=touch_mm)[0] <= touch_mm)
-        kind, basis = type_guess(m, ratio, nerve_ends_in_it)
+        kind, basis = type_guess(m, signal, nerve_ends_in_it, cfg)
         if canal is None:
             basis += "; internal auditory canal not located (facial nerve not traced), canal part unknown"
         out.append(LesionFindings(

@@ -162,25 +162,89 @@ def koos_grade(m: LesionMeasure, config: dict) -> int:
     return 4 if m.brainstem_compression_mm >= config["lesion_brainstem_compression_mm"] else 3
 
 
-def type_guess(m: LesionMeasure, image_ratio: float | None, nerve_ends_in_lesion: bool = False) -> tuple[str, str]:
+@dataclass(frozen=True)
+class LesionSignal:
+    """A lesion's median T2 signal relative to the CSF around it and to the brainstem (None: not measurable)."""
+
+    csf_ratio: float | None
+    brainstem_ratio: float | None
+
+
+SIGNAL_SHELL_MM = (1.0, 8.0)  # the CSF level comes from unlabelled voxels this far from the lesion
+
+
+def lesion_signal(image: np.ndarray, labels: np.ndarray, index: np.ndarray, spacing_mm: np.ndarray,
+                  brainstem_level: float | None) -> LesionSignal:
+    """Median signal of a lesion's core (voxel indices ``index``) against the CSF around it and the brainstem's level.
+
+    The CSF level is the median of the bright unlabelled voxels 1-8 mm from the lesion (those above 0.6 of that
+    shell's 95th percentile: CSF, not the bone of the canal or the cerebellum beside it). Measured there, not as a
+    high percentile of the whole image, it is not lifted by noise or lowered by a bias field, which put
+    epidermoids (about 0.8 of CSF) under a fixed CSF-like threshold on noisy scans.
+
+    Parameters
+    ----------
+    image, labels : ndarray
+        The T2 image and the label map on one grid.
+    index : ndarray (n, 3)
+        The lesion's voxel indices.
+    spacing_mm : ndarray (3,)
+        Voxel size along the array axes (mm).
+    brainstem_level : float or None
+        Median signal of the brainstem label.
+    """
+    margin = np.ceil(SIGNAL_SHELL_MM[1] / spacing_mm).astype(int) + 1
+    lower, upper = np.maximum(index.min(0) - margin, 0), np.minimum(index.max(0) + margin + 1, labels.shape)
+    box = tuple(slice(a, b) for a, b in zip(lower, upper))
+    inside = np.zeros(upper - lower, bool)
+    inside[tuple((index - lower).T)] = True
+    distance = ndimage.distance_transform_edt(~inside, sampling=spacing_mm)
+    shell = image[box][(distance > SIGNAL_SHELL_MM[0]) & (distance <= SIGNAL_SHELL_MM[1]) & (labels[box] == 0)]
+    # the lesion's core, a voxel and more inside its edge: a cyst's wall and the partial volume of its rim left out
+    core = ndimage.distance_transform_edt(inside, sampling=spacing_mm)[tuple((index - lower).T)] > spacing_mm.max()
+    median = float(np.median(image[tuple(index[core].T)] if core.sum() >= 20 else image[tuple(index.T)]))
+    csf_ratio = None
+    if len(shell) >= 20:
+        bright = shell[shell > 0.6 * np.percentile(shell, 95)]
+        csf_ratio = median / float(np.median(bright)) if float(np.median(bright)) > 0 else None
+    brainstem_ratio = median / brainstem_level if brainstem_level else None
+    return LesionSignal(csf_ratio, brainstem_ratio)
+
+
+def type_guess(m: LesionMeasure, signal: LesionSignal | None, nerve_ends_in_lesion: bool, config: dict) -> tuple[str, str]:
     """A lesion type guess and its basis.
 
-    ``image_ratio``: lesion median intensity relative to CSF on the T2 image (None without image).
-    CSF-like signal suggests a cyst or an epidermoid; intermediate signal growing from the canal a
-    schwannoma; intermediate signal outside the canal a meningioma. ``nerve_ends_in_lesion``: the facial nerve's
-    traced course ends in the lesion, as where a schwannoma grows along the nerve into the canal and hides it
-    (labels then stop there, and the canal traced from the nerve's end lies too far medial, its axis off).
+    On heavily T2-weighted images an arachnoid cyst has the signal of CSF and an epidermoid a little less
+    (``config['lesion_csf_like_min_ratio']``, ``config['arachnoid_cyst_min_ratio']``, against the CSF around the
+    lesion). A solid lesion mostly within the internal auditory canal is a vestibular schwannoma. Otherwise a
+    solid lesion with a canal part is told by its signal where the image gives it: schwannomas are brighter than
+    the brainstem, meningiomas about as bright or darker (``config['schwannoma_min_brainstem_ratio']``); without
+    the image, by being centred on the canal's axis or holding the end of the facial nerve's traced course
+    (``nerve_ends_in_lesion``: a schwannoma growing along the nerve into the canal hides it, and the labels stop
+    there). A solid lesion outside the canal is a meningioma.
     """
     canal = m.intracanalicular_mm3 > 1.0
-    if image_ratio is not None and image_ratio >= 0.7:
-        return "arachnoid_cyst" if not canal else "epidermoid", f"CSF-like T2 signal ({image_ratio:.2f} of CSF)"
+    csf_ratio = signal.csf_ratio if signal is not None else None
+    brainstem_ratio = signal.brainstem_ratio if signal is not None else None
+    if csf_ratio is not None and csf_ratio >= config["lesion_csf_like_min_ratio"]:
+        if csf_ratio >= config["arachnoid_cyst_min_ratio"]:
+            return "arachnoid_cyst", f"signal of CSF ({csf_ratio:.2f} of the CSF around it)"
+        return "epidermoid", f"signal near CSF's, below it ({csf_ratio:.2f} of the CSF around it)"
     if canal and m.intracanalicular_mm3 >= 0.5 * m.volume_mm3:
         return "vestibular_schwannoma", "solid lesion mostly within the internal auditory canal"
+    cue = None
     if canal and m.axis_offset_mm is not None and m.axis_offset_mm <= 0.32 * m.max_diameter_mm:
-        return "vestibular_schwannoma", f"solid lesion filling the internal auditory canal, centred on its axis (offset {m.axis_offset_mm:.1f} mm)"
-    if canal and nerve_ends_in_lesion:
-        return "vestibular_schwannoma", "solid lesion in the canal in which the facial nerve's traced course ends"
-    if image_ratio is None and m.axis_offset_mm is None:
+        cue = f"centred on the canal's axis (offset {m.axis_offset_mm:.1f} mm)"
+    elif canal and nerve_ends_in_lesion:
+        cue = "holding the end of the facial nerve's traced course"
+    if canal and brainstem_ratio is not None:
+        basis = f"solid lesion with a canal part{', ' + cue if cue else ''}, T2 signal {brainstem_ratio:.2f} x the brainstem's"
+        if brainstem_ratio >= config["schwannoma_min_brainstem_ratio"]:
+            return "vestibular_schwannoma", basis + " (schwannomas are brighter than the brainstem)"
+        return "meningioma", basis + " (meningiomas are about as bright or darker)"
+    if cue:
+        return "vestibular_schwannoma", f"solid lesion in the internal auditory canal, {cue}"
+    if signal is None and m.axis_offset_mm is None:
         return "unknown", "no image and no canal to judge by"
     where = "eccentric to the canal" if canal else "outside the internal auditory canal"
     return "meningioma", f"solid lesion {where} (broad-based, offset {m.axis_offset_mm or 0:.1f} mm from the canal axis)"
