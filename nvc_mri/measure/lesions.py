@@ -203,10 +203,8 @@ def lesion_signal(image: np.ndarray, labels: np.ndarray, index: np.ndarray, spac
     # the lesion's core, a voxel and more inside its edge: a cyst's wall and the partial volume of its rim left out
     core = ndimage.distance_transform_edt(inside, sampling=spacing_mm)[tuple((index - lower).T)] > spacing_mm.max()
     median = float(np.median(image[tuple(index[core].T)] if core.sum() >= 20 else image[tuple(index.T)]))
-    csf_ratio = None
-    if len(shell) >= 20:
-        bright = shell[shell > 0.6 * np.percentile(shell, 95)]
-        csf_ratio = median / float(np.median(bright)) if float(np.median(bright)) > 0 else None
+    csf_level = float(np.median(shell[shell > 0.6 * np.percentile(shell, 95)])) if len(shell) >= 20 and shell.max() > 0 else 0.0
+    csf_ratio = median / csf_level if csf_level > 0 else None
     brainstem_ratio = median / brainstem_level if brainstem_level else None
     return LesionSignal(csf_ratio, brainstem_ratio)
 
