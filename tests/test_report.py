@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from html import escape
 from pathlib import Path
 
 import highdicom as hd
@@ -72,11 +73,14 @@ def test_analyze_writes_every_output_and_a_schema_valid_report(analysed, study):
     assert data["sides"]["left"]["nvc"]["contact"] is True and data["sides"]["left"]["nvc"]["vessel"] == "AICA"
     assert data["sides"]["right"]["nvc"]["contact"] is False
     assert "Left AICA contacts" in data["sides"]["left"]["impression"]
-    # the right Koos III schwannoma (3,084 mm3) is flagged; the 19,000-step weights leave its canal part unlabelled,
-    # so its type guess is meningioma and it carries no Koos grade (Koos grading itself: tests/test_measure.py)
+    # the right Koos III schwannoma (3,084 mm3) is flagged, typed by its signal (brighter than the brainstem) and graded
     right = [lesion for lesion in data["lesions"] if lesion["side"] == "right"]
-    assert right and max(lesion["volume_mm3"] for lesion in right) > 1000
+    largest = max(right, key=lambda lesion: lesion["volume_mm3"])
+    assert largest["volume_mm3"] > 1000 and largest["type_guess"] == "vestibular_schwannoma" and largest["koos_grade"] == 3
     assert all((lesion["koos_grade"] is None) == (lesion["type_guess"] != "vestibular_schwannoma") for lesion in data["lesions"])
+    # the page says what each type guess rests on
+    page = (analysed / "report.html").read_text()
+    assert "Type guessed from" in page and all(escape(lesion["type_basis"]) in page for lesion in data["lesions"])
     assert "RAS" in data["coordinate_system"] and set(report.timings_s) >= {"segmentation", "measurement", "report", "total"}
 
 

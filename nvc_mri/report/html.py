@@ -31,8 +31,9 @@ NVC_ROWS = [("contact", "Vessel contact"), ("in_root_exit_zone", "Within root ex
             ("distance_from_root_exit_mm", "Distance from root exit point (mm)"), ("vessel", "Offending vessel"),
             ("vessel_confidence", "Vessel confidence"), ("indentation_mm", "Indentation (mm)"),
             ("displacement_mm", "Displacement (mm)"), ("contact_point_ras_mm", "Contact point, RAS+ mm")]
-LESION_ROWS = [("side", "Side"), ("type_guess", "Type (guess)"), ("max_diameter_mm", "Maximal diameter (mm)"),
-               ("volume_mm3", "Volume (mm3)"), ("koos_grade", "Koos grade"), ("intracanalicular", "Intracanalicular part"),
+LESION_ROWS = [("side", "Side"), ("type_guess", "Type (guess)"), ("type_basis", "Type guessed from"),
+               ("max_diameter_mm", "Maximal diameter (mm)"), ("volume_mm3", "Volume (mm3)"), ("koos_grade", "Koos grade"),
+               ("intracanalicular", "Intracanalicular part"),
                ("cpa_extension", "CPA extension"), ("touches_facial_nerve", "Touches facial nerve"),
                ("brainstem_compression_mm", "Brainstem compression (mm)"), ("centroid_ras_mm", "Centroid, RAS+ mm")]
 
