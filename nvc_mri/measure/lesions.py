@@ -180,7 +180,9 @@ def lesion_signal(image: np.ndarray, labels: np.ndarray, index: np.ndarray, spac
     The CSF level is the median of the bright unlabelled voxels 1-8 mm from the lesion (those above 0.6 of that
     shell's 95th percentile: CSF, not the bone of the canal or the cerebellum beside it). Measured there, not as a
     high percentile of the whole image, it is not lifted by noise or lowered by a bias field, which put
-    epidermoids (about 0.8 of CSF) under a fixed CSF-like threshold on noisy scans.
+    epidermoids (about 0.8 of CSF) under a fixed CSF-like threshold on noisy scans. (``cleft.local_csf_level``, a
+    high percentile within 4 mm of a point, suits a contact between thin structures, not a mass 5-30 mm across
+    inside the bony canal, where such a cube holds little CSF.)
 
     Parameters
     ----------
