@@ -7,10 +7,10 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
+from nvc_mri.io.grid import WorldGrid, resample_labels
 from nvc_mri.labels import Label
 from nvc_mri.measure import measure
 from nvc_mri.phantom import ConflictSpec, LesionSpec, generate
-from nvc_mri.segment.grid import WorldGrid, resample_labels
 
 
 @pytest.fixture(scope="module")

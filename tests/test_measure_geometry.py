@@ -415,7 +415,7 @@ def _attached_nerve_scene(sideways_push_mm: float, elevation_deg: float, contact
     Returns the nerve's course, the artery's approach, the nerve's mask and its grid.
     """
     from nvc_mri.measure.fields import LocalLabels
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
 
     nerve_r, artery_r, spacing = 0.6, 0.8, 0.25
     x = np.arange(-3.0, 16.0, 0.05)
@@ -485,7 +485,7 @@ def test_displacement_is_measured_across_the_nerve_when_the_arterys_nearest_voxe
     The push is measured across the nerve, so that offset does not shrink it (taken straight from the axis to that
     voxel, the direction tilts along the nerve and the push read 0.74 mm, a contact rather than a deformity)."""
     from nvc_mri.measure.fields import LocalLabels
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
 
     nerve_r, artery_r, spacing, push = 0.6, 0.8, 0.25, 1.0
     x = np.arange(0.0, 20.0, 0.05)
@@ -515,7 +515,7 @@ def _nerve_pressed_at_its_root(depth: float, model_indentation: float, spacing: 
     an artery of 0.8 mm radius presses on it from above there, ``depth`` mm deep. The approach's tube-model
     indentation is ``model_indentation``. Returns (course, approach, nerve mask, local grid, brainstem's signed distance)."""
     from nvc_mri.measure.fields import LocalLabels
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
 
     nerve_r, artery_r = 0.6, 0.8
     height = 0.8 * nerve_r

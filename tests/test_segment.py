@@ -15,10 +15,10 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from nvc_mri.cli import app
+from nvc_mri.io.grid import bounding_grid, resample
 from nvc_mri.labels import Label
 from nvc_mri.phantom import ConflictSpec, generate
 from nvc_mri.segment.evaluate import case_metrics
-from nvc_mri.segment.grid import bounding_grid, resample
 from nvc_mri.segment.inference import run_segmentation, segment
 from nvc_mri.segment.model import (
     file_sha256,
@@ -95,7 +95,7 @@ def test_lesions_are_not_kept_beside_nerves_after_the_whole_volume_fallback(smal
 
 
 def test_fine_region_from_truth_covers_both_nerves_and_rejects_implausible_maps(small_case):
-    from nvc_mri.segment.grid import resample_labels
+    from nvc_mri.io.grid import resample_labels
 
     case = small_case
     grid = bounding_grid(case.labels.shape, case.labels.affine, 2.0)
@@ -405,7 +405,7 @@ def test_arteries_are_carried_on_to_the_facial_nerve_where_the_network_half_sees
 def test_lesion_pieces_without_coarse_support_are_dropped():
     """Two lesion pieces on an oblique 0.5 mm grid: the one where the coarse network's lesion probability
     reaches 0.5 stays, the one where it stays at 0.2 goes; other labels are untouched; 0 switches the rule off."""
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
     from nvc_mri.segment.inference import drop_unconfirmed_lesions
 
     labels = np.zeros((40, 40, 40), np.uint8)
@@ -429,7 +429,7 @@ def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept()
     (thickened nerve), one against the nerve but on the brainstem, and one far from the nerve go; a piece with
     coarse support stays. Without the postprocess config every unconfirmed piece goes, as before."""
     from nvc_mri.config import load_config
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
     from nvc_mri.segment.inference import drop_unconfirmed_lesions
 
     labels = np.zeros((80, 40, 40), np.uint8)
@@ -457,7 +457,7 @@ def test_a_lesion_piece_grows_over_its_coarse_support_within_its_own_signal():
     beyond into CSF and bone. The piece grows over the mass and stops at the CSF and bone, whose signal is not the
     piece's; a second mass with coarse support but no lesion piece stays unlabelled (nothing is created); a
     nerve label inside the mass stays nerve; 0 switches the growth off."""
-    from nvc_mri.segment.grid import WorldGrid
+    from nvc_mri.io.grid import WorldGrid
     from nvc_mri.segment.inference import grow_lesions_into_coarse_support
 
     rng = np.random.default_rng(0)

@@ -17,6 +17,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.affines import apply_affine
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from pydantic import BaseModel, Field
 
@@ -28,6 +29,11 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 def lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
     """Convert a voxel->LPS affine (DICOM) into a voxel->RAS affine (NIfTI)."""
     return LPS_TO_RAS @ affine_lps
+
+
+def volume_centre_mm(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
+    """World mm (in ``affine``'s convention, RAS+ here) of the centre of a volume of ``shape`` voxels."""
+    return apply_affine(affine, (np.asarray(shape) - 1) / 2.0)
 
 
 class VolumeMeta(BaseModel):
@@ -126,7 +132,7 @@ class Volume:
         """RAS+ mm coordinates of the 8 corner voxel centres, shape (8, 3)."""
         n = np.array(self.shape) - 1
         idx = np.array([[a, b, c] for a in (0, n[0]) for b in (0, n[1]) for c in (0, n[2])], dtype=float)
-        return idx @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return apply_affine(self.affine, idx)
 
     def to_nifti(self, dtype: Any = np.float32) -> nib.Nifti1Image:
         """A NIfTI image with this geometry (sform and qform set, code 'scanner')."""

@@ -12,9 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from nibabel.affines import apply_affine
 from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
+from nvc_mri.io.volume import volume_centre_mm
 from nvc_mri.labels import Label
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, closest_approach, deformation
@@ -48,7 +50,6 @@ from nvc_mri.measure.lesions import (
 )
 from nvc_mri.measure.nerve import NerveCourse, brainstem_for_landmarks, extra_axial, nerve_course
 from nvc_mri.measure.vessels import VesselMap, name_vessels
-from nvc_mri.segment.inference import volume_centre_mm
 from nvc_mri.segments import in_root_exit_zone, nerve_segment
 
 SIDES = {"right": 1.0, "left": -1.0}  # sign of RAS x relative to the midline
@@ -71,7 +72,7 @@ class _Scene:
         self.label_tolerance_mm = 0.5 * float(np.linalg.norm(affine[:3, :3], axis=0).max())
         labelled = np.flatnonzero(labels)  # one pass over the volume; structures are a small part of it
         values = labels.ravel()[labelled]
-        self.points = {v: np.stack(np.unravel_index(labelled[values == v], labels.shape), 1) @ affine[:3, :3].T + affine[:3, 3]
+        self.points = {v: apply_affine(affine, np.stack(np.unravel_index(labelled[values == v], labels.shape), 1))
                        for v in Label if v != Label.BACKGROUND}
         brainstem = self.points[Label.BRAINSTEM]
         self.midline_x = float(brainstem[:, 0].mean()) if len(brainstem) else float(volume_centre_mm(labels.shape, affine)[0])
@@ -260,7 +261,7 @@ def _lesions(scene: _Scene, courses: dict[str, NerveCourse | None], image: np.nd
     else:
         plane = MirrorPlane(np.array([scene.midline_x, 0.0, 0.0]), np.array([1.0, 0.0, 0.0]))
     for index in components:
-        centroid = (index @ scene.affine[:3, :3].T + scene.affine[:3, 3]).mean(0)
+        centroid = apply_affine(scene.affine, index).mean(0)
         side = "right" if centroid[0] >= scene.midline_x else "left"
         course = courses.get(side)
         canal = canal_from_nerve(course.points if course is not None else None, cfg["iac_length_mm"])
@@ -288,7 +289,7 @@ def brainstem_box(labels: np.ndarray, affine: np.ndarray, margin_mm: float) -> t
     index = np.argwhere(labels == Label.BRAINSTEM)
     if len(index) == 0:
         return tuple(slice(0, n) for n in labels.shape)
-    world = index @ affine[:3, :3].T + affine[:3, 3]
+    world = apply_affine(affine, index)
     lower, upper = world.min(0) - margin_mm, world.max(0) + margin_mm
     corners = np.array([[x, y, z] for x in (lower[0], upper[0]) for y in (lower[1], upper[1]) for z in (lower[2], upper[2])])
     corner_index = (corners - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nvc_mri.segment.grid import WorldGrid, resample_labels
+from nvc_mri.io.grid import WorldGrid, resample_labels
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.affines import apply_affine
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
@@ -82,7 +83,7 @@ def mirrored_depth_mm(points: np.ndarray, brainstem_index: np.ndarray, affine: n
     mask = np.zeros(shape, bool)
     mask[tuple((brainstem_index + 1).T)] = True
     boundary = mask & ~ndimage.binary_erosion(mask)
-    to_world = lambda idx: (idx - 1) @ affine[:3, :3].T + affine[:3, 3]
+    to_world = lambda idx: apply_affine(affine, idx - 1)
     mirrored_all = plane.reflect(to_world(np.argwhere(mask)))
     mirrored_surface = plane.reflect(to_world(np.argwhere(boundary)))
     step = float(np.linalg.norm(affine[:3, :3], axis=0).max())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from nibabel.affines import apply_affine
 from scipy import ndimage
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
@@ -221,7 +222,7 @@ def name_vessels(labels: np.ndarray, affine: np.ndarray, artery_value: int, conf
     mask_native = labels == artery_value
     if not mask_native.any():
         return VesselMap(np.zeros((1, 1, 1), np.int32), np.zeros(3), GRID_MM, {}, None)
-    world = np.argwhere(mask_native) @ affine[:3, :3].T + affine[:3, 3]
+    world = apply_affine(affine, np.argwhere(mask_native))
     lower, upper = world.min(0) - 2, world.max(0) + 2
     local = local_labels(mask_native.astype(np.uint8), affine, lower, upper, GRID_MM)
     artery = local.labels == 1

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.affines import apply_affine
 from PIL import Image
 from scipy import ndimage
 
@@ -83,12 +84,12 @@ def edge_letters(direction: np.ndarray) -> str:
 
 def nerve_plane(labels: Volume, point: np.ndarray, nerve_value: int = Label.FACIAL_NERVE) -> tuple[np.ndarray, np.ndarray] | None:
     """Screen axes of the plane holding the nerve's local direction and the direction to the nearest artery."""
-    pts = np.argwhere(labels.array == nerve_value) @ labels.affine[:3, :3].T + labels.affine[:3, 3]
+    pts = apply_affine(labels.affine, np.argwhere(labels.array == nerve_value))
     near = pts[np.linalg.norm(pts - point, axis=1) <= 4.0]
     if len(near) < 5:
         return None
     tangent = np.linalg.svd(near - near.mean(0), full_matrices=False)[2][0]
-    arteries = np.argwhere(labels.array == Label.ARTERY) @ labels.affine[:3, :3].T + labels.affine[:3, 3]
+    arteries = apply_affine(labels.affine, np.argwhere(labels.array == Label.ARTERY))
     across = None
     if len(arteries):
         d = np.linalg.norm(arteries - point, axis=1)

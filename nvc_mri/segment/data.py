@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from nvc_mri.atomic import atomic_dir
+from nvc_mri.io.grid import bounding_grid, resample, resample_labels
+from nvc_mri.io.volume import volume_centre_mm
 from nvc_mri.labels import Label
 from nvc_mri.phantom import generate
 from nvc_mri.phantom.generate import PHANTOM_VERSION
-from nvc_mri.segment.grid import bounding_grid, resample, resample_labels
-from nvc_mri.segment.inference import coarse_input, volume_centre_mm
+from nvc_mri.segment.inference import coarse_input
 from nvc_mri.segment.model import N_CLASSES
 from nvc_mri.segment.region import fine_region, intensity_window, normalise
 

@@ -30,15 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
+from nibabel.affines import apply_affine
 
-from nvc_mri.io.volume import Volume
+from nvc_mri.io.grid import WorldGrid, bounding_grid, covered_box, resample
+from nvc_mri.io.volume import Volume, volume_centre_mm
 from nvc_mri.labels import Label
-from nvc_mri.segment.grid import WorldGrid, bounding_grid, covered_box, resample
-
-
-def volume_centre_mm(shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
-    """RAS+ mm of the centre of a volume."""
-    return (affine @ np.r_[(np.asarray(shape) - 1) / 2.0, 1.0])[:3]
 
 
 def coarse_input(image: np.ndarray, affine: np.ndarray, model_config: dict[str, Any]) -> tuple[torch.Tensor, WorldGrid]:
@@ -257,11 +253,6 @@ def _labels_on_input_grid(probabilities: torch.Tensor, grid: WorldGrid, volume: 
     return labels
 
 
-def _world_mm(index: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """RAS+ mm of voxel indices ``index`` (n, 3)."""
-    return index @ affine[:3, :3].T + affine[:3, 3]
-
-
 def keep_one_brainstem(labels: np.ndarray, affine: np.ndarray, max_midline_offset_mm: float) -> np.ndarray:
     """Set every brainstem voxel outside one 26-connected brainstem piece to background (in place).
 
@@ -305,7 +296,7 @@ def lesions_against_the_nerves(world: np.ndarray, owner: np.ndarray, numbers: np
     nerves = np.argwhere((labels == Label.FACIAL_NERVE) | (labels == Label.VESTIBULOCOCHLEAR_NERVE))
     if abut_mm <= 0 or len(nerves) == 0:
         return found
-    nerve_tree = cKDTree(_world_mm(nerves, affine))
+    nerve_tree = cKDTree(apply_affine(affine, nerves))
     beside = {}  # pieces against the nerve that are not the nerve: their world points
     for number in numbers:
         points = world[owner == number]
@@ -316,7 +307,7 @@ def lesions_against_the_nerves(world: np.ndarray, owner: np.ndarray, numbers: np
         return found
     brainstem = np.argwhere(labels == Label.BRAINSTEM)
     clear_mm = float(config["lesion_on_nerve_brainstem_clear_mm"])
-    brainstem_tree = cKDTree(_world_mm(brainstem, affine)) if len(brainstem) else None
+    brainstem_tree = cKDTree(apply_affine(affine, brainstem)) if len(brainstem) else None
     for number, points in beside.items():
         found[number] = brainstem_tree is None or not np.isfinite(brainstem_tree.query(points, distance_upper_bound=clear_mm)[0]).any()
     return found
@@ -344,7 +335,7 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     if n == 0:
         return labels
     index = np.argwhere(pieces > 0)
-    world = _world_mm(index, affine)
+    world = apply_affine(affine, index)
     coarse_index = (world - np.asarray(coarse_grid.origin)) / coarse_grid.spacing
     probability = ndimage.map_coordinates(coarse_lesion, coarse_index.T, order=1, mode="nearest")
     owner = pieces[tuple(index.T)]
@@ -425,10 +416,10 @@ def drop_stray_nerve_pieces(labels: np.ndarray, affine: np.ndarray, value: int, 
     if n <= 1:
         return labels
     index = np.argwhere(pieces > 0)
-    world = _world_mm(index, affine)
+    world = apply_affine(affine, index)
     owner = pieces[tuple(index.T)]
     brainstem = np.argwhere(labels == Label.BRAINSTEM)
-    midline = _world_mm(brainstem, affine)[:, 0].mean() if len(brainstem) else world[:, 0].mean()
+    midline = apply_affine(affine, brainstem)[:, 0].mean() if len(brainstem) else world[:, 0].mean()
     side_of = {p: world[owner == p, 0].mean() >= midline for p in range(1, n + 1)}
     points = {p: world[owner == p] for p in range(1, n + 1)}
     trees = {p: cKDTree(points[p]) for p in range(1, n + 1)}

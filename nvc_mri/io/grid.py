@@ -1,7 +1,8 @@
 """RAS-aligned world grids and resampling between them and an image's own grid.
 
 The networks work on grids aligned with the RAS+ world axes at a fixed voxel size
-(``configs/model.yaml``), whatever the acquisition's orientation (oblique slabs included).
+(``configs/model.yaml``), whatever the acquisition's orientation (oblique slabs included), and the
+measurement resamples labels onto fine local grids the same way.
 Resampling uses ``torch.nn.functional.grid_sample`` (trilinear, multi-threaded).
 """
 
