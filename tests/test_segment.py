@@ -292,7 +292,7 @@ def test_evaluate_cli_writes_csv_and_json(tmp_path, small_case):
 
 
 def test_clean_up_keeps_one_brainstem_and_drops_small_pieces():
-    from nvc_mri.segment.inference import clean_labels
+    from nvc_mri.segment.postprocess import clean_labels
 
     labels = np.zeros((30, 30, 30), np.uint8)
     labels[2:10, 2:10, 2:10] = Label.BRAINSTEM
@@ -310,7 +310,7 @@ def test_clean_up_keeps_one_brainstem_and_drops_small_pieces():
 def test_the_brainstem_kept_is_the_largest_piece_near_the_midline():
     """A bigger brainstem-like blob 25 mm off the volume's centre (a hemisphere on a whole-brain scan) loses to
     the midline piece; without a midline piece the largest is kept."""
-    from nvc_mri.segment.inference import keep_one_brainstem
+    from nvc_mri.segment.postprocess import keep_one_brainstem
 
     labels = np.zeros((100, 40, 40), np.uint8)      # 1 mm voxels, centre at x = 49.5 mm
     labels[46:54, 10:20, 10:30] = Label.BRAINSTEM    # midline, 1600 mm3
@@ -324,7 +324,7 @@ def test_the_brainstem_kept_is_the_largest_piece_near_the_midline():
 def test_clean_up_keeps_a_broken_nerve_and_drops_a_distant_nerve_piece():
     """A facial nerve broken in three pieces (gaps of 2 mm) on the right of the brainstem stays whole; a piece
     labelled facial nerve 11 mm away from it (a vessel crossing) is dropped; the left nerve is kept."""
-    from nvc_mri.segment.inference import drop_stray_nerve_pieces
+    from nvc_mri.segment.postprocess import drop_stray_nerve_pieces
 
     labels = np.zeros((80, 40, 40), np.uint8)
     labels[35:45, 15:25, 15:25] = Label.BRAINSTEM                  # midline at x = 20 mm (0.5 mm voxels)
@@ -343,7 +343,8 @@ def test_class_weights_move_the_thin_structures_label_boundary():
     (thin structures x2) label it nerve or artery; a lesion at 0.45 is not weighted and stays background, and with
     no weights every voxel is background. The labels come back on the volume's own grid."""
     from nvc_mri.config import load_config
-    from nvc_mri.segment.inference import _labels_on_input_grid, class_weights
+    from nvc_mri.segment.inference import _labels_on_input_grid
+    from nvc_mri.segment.postprocess import class_weights
 
     volume = make_volume(shape=(12, 10, 8), spacing=(1.0, 1.0, 1.0), angles_deg=(0, 0, 0))
     grid = bounding_grid(volume.shape, volume.affine, 1.0)
@@ -372,7 +373,8 @@ def test_arteries_are_carried_on_to_the_facial_nerve_where_the_network_half_sees
     one-voxel artery speck, or 3.5 mm from the nerve, stays background, as does CSF at 1/100, and the nerve's own
     voxels stay nerve; weight 1 changes nothing; without a smallest piece the speck is carried on; an unknown key raises."""
     from nvc_mri.config import load_config
-    from nvc_mri.segment.inference import _labels_on_input_grid, arteries_reaching_the_facial_nerve
+    from nvc_mri.segment.inference import _labels_on_input_grid
+    from nvc_mri.segment.postprocess import arteries_reaching_the_facial_nerve
 
     labels = np.zeros((40, 30, 12), np.uint8)
     labels[:, 15, 6] = Label.FACIAL_NERVE                  # along x
@@ -406,7 +408,7 @@ def test_lesion_pieces_without_coarse_support_are_dropped():
     """Two lesion pieces on an oblique 0.5 mm grid: the one where the coarse network's lesion probability
     reaches 0.5 stays, the one where it stays at 0.2 goes; other labels are untouched; 0 switches the rule off."""
     from nvc_mri.io.grid import WorldGrid
-    from nvc_mri.segment.inference import drop_unconfirmed_lesions
+    from nvc_mri.segment.postprocess import drop_unconfirmed_lesions
 
     labels = np.zeros((40, 40, 40), np.uint8)
     labels[5:12, 5:12, 5:12] = Label.LESION     # near world x = -4 mm (axes flipped below)
@@ -430,7 +432,7 @@ def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept()
     coarse support stays. Without the postprocess config every unconfirmed piece goes, as before."""
     from nvc_mri.config import load_config
     from nvc_mri.io.grid import WorldGrid
-    from nvc_mri.segment.inference import drop_unconfirmed_lesions
+    from nvc_mri.segment.postprocess import drop_unconfirmed_lesions
 
     labels = np.zeros((80, 40, 40), np.uint8)
     labels[0:20, 10:30, :] = Label.BRAINSTEM                  # x 0-9.5 mm
@@ -458,7 +460,7 @@ def test_a_lesion_piece_grows_over_its_coarse_support_within_its_own_signal():
     piece's; a second mass with coarse support but no lesion piece stays unlabelled (nothing is created); a
     nerve label inside the mass stays nerve; 0 switches the growth off."""
     from nvc_mri.io.grid import WorldGrid
-    from nvc_mri.segment.inference import grow_lesions_into_coarse_support
+    from nvc_mri.segment.postprocess import grow_lesions_into_coarse_support
 
     rng = np.random.default_rng(0)
     affine = np.diag([-0.5, 0.5, 0.5, 1.0])           # x flipped: index 0 is world x = 20 mm
