@@ -236,6 +236,33 @@ def test_forced_non_t2_analysis_is_marked_in_every_output(tmp_path):
         assert any(e.value.value == "FORCED" for e in group.get_qualitative_evaluations())
 
 
+def test_nothing_measurable_still_gives_every_output_and_says_so(study, tmp_path, monkeypatch):
+    """Labels without brainstem or nerves (a scan that misses the posterior fossa, a forced non-T2 series): each
+    side is reported unknown with its reason, and the SR carries a group per side saying it was not measured
+    (before, building the SR failed for want of a measurement and the study got only error.json)."""
+    from nvc_mri.segment.inference import Segmentation
+
+    def nothing_found(volume, **kwargs):
+        return Segmentation(volume.with_array(np.zeros(volume.shape, np.uint8)), (np.zeros(3), np.zeros(3)), True, "test")
+
+    monkeypatch.setattr("nvc_mri.analysis.run_segmentation", nothing_found)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [report["sides"][s]["status"] for s in ("right", "left")] == ["unknown", "unknown"] and report["lesions"] == []
+    assert all(report["sides"][s]["reason"] for s in ("right", "left"))
+    sr = hd.sr.srread(out / "dicom" / "sr.dcm")
+    assert sr.content.get_volumetric_roi_measurement_groups() == []
+    groups = {g.tracking_identifier: g for g in sr.content.get_image_measurement_groups()}
+    assert sorted(groups) == ["left facial nerve root exit zone", "right facial nerve root exit zone"]
+    for group in groups.values():
+        assert [e.value.value for e in group.get_qualitative_evaluations()] == ["NOTMEAS"]
+    if shutil.which("dciodvfy"):
+        for name in ("seg.dcm", "sr.dcm", "keyimages.dcm"):
+            assert _dciodvfy_errors(out / "dicom" / name) == [], name
+
+
 def test_nifti_input_gets_no_dicom_outputs(tmp_path):
     case = _case()
     folder = write_case(case, tmp_path / "case", "nifti")

@@ -65,3 +65,4 @@ LESION_TYPE_VALUES = {"vestibular_schwannoma": nvc_code("VS", "Vestibular schwan
                       "unknown": nvc_code("UNKL", "Lesion type indeterminate")}
 VALIDITY = nvc_code("VALID", "Analysis validity")
 FORCED_NON_T2 = nvc_code("FORCED", "Forced analysis of non heavily T2 series: unreliable")
+NOT_MEASURED = nvc_code("NOTMEAS", "Not measured: nerve or brainstem not found on the labels")

@@ -28,27 +28,35 @@ def _evaluation(name, value) -> list[hd.sr.QualitativeEvaluation]:
     return [] if value is None else [hd.sr.QualitativeEvaluation(name=name, value=value)]
 
 
-def _group(tracking: str, segment: int, seg: hd.seg.Segmentation, volume: Volume, finding_type, site, laterality,
-           measurements, evaluations, forced: bool) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+def _group(tracking: str, segment: int | None, seg: hd.seg.Segmentation, volume: Volume, finding_type, site, laterality,
+           measurements, evaluations, forced: bool):
+    """A TID 1411 group referencing ``segment`` of ``seg``; a TID 1501 group (no region) when ``segment`` is None."""
     if forced:
         evaluations = evaluations + [hd.sr.QualitativeEvaluation(name=c.VALIDITY, value=c.FORCED_NON_T2)]
-    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+    common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=tracking),
-        referenced_segment=hd.sr.ReferencedSegment(
-            sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, segment_number=int(segment),
-            source_series=hd.sr.SourceSeriesForSegmentation(volume.meta.series_instance_uid)),
         finding_type=finding_type, finding_sites=[hd.sr.FindingSite(anatomic_location=site, laterality=laterality)],
         measurements=measurements or None, qualitative_evaluations=evaluations or None,
         algorithm_id=hd.sr.AlgorithmIdentification(name="nvc-mri", version=__version__),
     )
+    if segment is None:
+        return hd.sr.MeasurementsAndQualitativeEvaluations(**common)
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        referenced_segment=hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, segment_number=int(segment),
+            source_series=hd.sr.SourceSeriesForSegmentation(volume.meta.series_instance_uid)),
+        **common)
 
 
 def side_groups(report: Report, seg, volume: Volume) -> list:
-    """One group per measured side: the facial nerve's worst vessel relation."""
+    """One group per side: the facial nerve's worst vessel relation, or, where the side could not be measured, a
+    group without a region saying so (a reader of the SR alone must not take a missing side for a normal one)."""
     groups = []
     for side in ("right", "left"):
         s = report.sides[side]
         if s.status != "measured":
+            groups.append(_group(f"{side} facial nerve root exit zone", None, seg, volume, c.FINDING_NVC, codes.SCT.FacialNerve,
+                                 c.LATERALITY[side], [], _evaluation(c.VALIDITY, c.NOT_MEASURED), report.forced))
             continue
         n = s.nvc
         measurements = (_measurement(c.MIN_GAP, n.min_gap_mm, c.MM, codes.SCT.Minimum)
