@@ -43,7 +43,10 @@ def friendly_errors(func: Callable) -> Callable:
         except Exception as exc:  # anything unexpected still gets one line
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {error_line(exc)} (rerun with --debug for details)",
+            # --debug is an option of nvc-mri itself, before the command (`nvc-mri analyze ... --debug` is refused);
+            # commands take their function's name, as typer names them
+            command = func.__name__.replace("_", "-")
+            err_console.print(f"[bold red]error:[/] {error_line(exc)} (for the traceback rerun as: nvc-mri --debug {command} ...)",
                               highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 

@@ -140,3 +140,18 @@ def test_debug_flag_shows_traceback(tmp_path):
     result = runner.invoke(app, ["--debug", "info", str(f)])
     assert result.exit_code != 0
     assert result.exception is not None  # raised, not swallowed
+
+
+def test_unexpected_error_names_a_debug_command_line_that_works(tmp_path, monkeypatch):
+    """An unexpected failure is one line whose traceback hint is a command line the CLI accepts (--debug goes
+    before the command; ``nvc-mri info ... --debug`` is refused as an unknown option)."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr("nvc_mri.cli._info_dict", broken)
+    result = runner.invoke(app, ["info", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "simulated failure" in result.output and "nvc-mri --debug info ..." in result.output
+    rerun = runner.invoke(app, ["--debug", "info", str(tmp_path)])
+    assert isinstance(rerun.exception, RuntimeError)  # the hinted form reaches the traceback
