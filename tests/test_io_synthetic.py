@@ -112,3 +112,18 @@ def test_gantry_tilt_is_reported_with_its_angle(tmp_path, oblique_volume):
     loaded = load_volume(tmp_path / "t")
     assert any("sheared" in w and "deg" in w for w in loaded.meta.warnings)
     np.testing.assert_allclose(loaded.affine, sheared, atol=1e-5)
+
+
+def test_nifti_slab_full_of_csf_is_judged_heavily_t2(tmp_path):
+    """A FIESTA slab through the cerebellopontine angles where CSF fills half the head (phantom seed 3800029).
+    The old judgement compared the 99th percentile with the head's median, which is then CSF itself: it called
+    this image 'CSF not clearly brighter than brain' with confidence 0.60 and `nvc-mri analyze` refused it."""
+    from nvc_mri.analysis import sequence_problem
+    from nvc_mri.phantom import generate
+
+    case = generate(3800029)
+    path = tmp_path / "slab.nii.gz"
+    nib.save(case.image.to_nifti(), path)
+    volume = load_volume(path)
+    assert volume.meta.sequence.is_heavily_t2_3d and volume.meta.sequence.confidence >= 0.6
+    assert volume.meta.warnings == [] and sequence_problem(volume) is None

@@ -106,12 +106,14 @@ def classify_header(header: Mapping[str, Any], rules: Mapping[str, Any] | None =
 def classify_intensities(array: np.ndarray) -> SequenceGuess:
     """Judge from the voxels alone whether an image looks heavily T2-weighted.
 
-    A NIfTI file carries no sequence header. On CISS/FIESTA/SPACE the CSF in the
-    cisterns and ventricles is by far the brightest tissue, two to four times the
-    brain parenchyma; on T1 the brightest voxels (fat, white matter, enhancement)
-    are barely brighter than the bulk of the brain. The guess uses the ratio of the
-    99th percentile of the head to its median and the share of voxels above twice
-    the median. It is a weak test: the confidence says so and callers warn.
+    A NIfTI file carries no sequence header. On CISS/FIESTA/SPACE the CSF in the cisterns and ventricles is by
+    far the brightest tissue, two to four times the brain parenchyma, so the head's intensities fall into two
+    classes far apart; on T1 the brightest class (white matter, fat, enhancement) is barely brighter than the
+    rest of the brain. The head's voxels (above 15% of the 99.5th percentile) are split in two by Otsu's
+    threshold and the bright class's median is compared with the dark class's. Comparing classes, not the
+    99th percentile with the median, holds however much of the field of view the CSF fills: on a slab through
+    the cerebellopontine angles it can be half the head, and the median is then CSF itself. It is a weak
+    test: the confidence says so and callers warn; a T1 with much bright fat can pass it.
 
     Parameters
     ----------
@@ -123,23 +125,24 @@ def classify_intensities(array: np.ndarray) -> SequenceGuess:
     SequenceGuess
         ``heavily_t2_3d`` or ``unknown`` with basis ``"image-intensities"``.
     """
+    from skimage.filters import threshold_otsu
+
     finite = array[np.isfinite(array)]
     if finite.size == 0:
         return SequenceGuess(family="unknown", confidence=0.0, basis="image-intensities", reasons=["no finite voxels"])
     sample = finite[:: max(1, finite.size // 2_000_000)].astype(np.float64)
     hi = np.percentile(sample, 99.5)
     head = sample[sample > 0.15 * hi]
-    if head.size < 100:
+    if head.size < 100 or head.min() == head.max():
         return SequenceGuess(family="unknown", confidence=0.0, basis="image-intensities", reasons=["image nearly empty"])
-    median = float(np.median(head))
-    ratio = float(np.percentile(head, 99) / max(median, 1e-6))
-    bright_share = float(np.mean(head > 2.0 * median))
-    reasons = [f"p99/median of head = {ratio:.2f}", f"share above 2x median = {bright_share:.3f}"]
+    threshold = threshold_otsu(head)
+    bright, dark = head[head > threshold], head[head <= threshold]
+    ratio = float(np.median(bright) / max(float(np.median(dark)), 1e-6))
+    bright_share = bright.size / head.size
+    reasons = [f"bright class / dark class of the head = {ratio:.2f}", f"bright class = {bright_share:.2f} of the head"]
     if ratio >= 2.2 and bright_share >= 0.02:
-        confidence = min(0.9, 0.5 + 0.15 * (ratio - 2.2) + 2.0 * bright_share)
-        return SequenceGuess(
-            family=HEAVY_T2, name="3D T2", confidence=round(confidence, 3), basis="image-intensities", reasons=reasons
-        )
+        return SequenceGuess(family=HEAVY_T2, name="3D T2", confidence=round(min(0.9, 0.5 + 0.2 * (ratio - 2.2)), 3),
+                             basis="image-intensities", reasons=reasons)
     return SequenceGuess(
         family="unknown", confidence=round(min(0.9, 0.4 + 0.2 * (2.2 - ratio)), 3),
         basis="image-intensities", reasons=reasons + ["CSF not clearly brighter than brain"],
