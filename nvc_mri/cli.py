@@ -225,6 +225,10 @@ def evaluate(
         table.add_row(name, str(row["cases"]), f"{row['dice_mean']:.3f}", f"{row['dice_median']:.3f}", f"{row['hd95_mm_mean']:.2f}",
                       f"{row['surface_dice_0.5mm_mean']:.3f}", str(row["false_positive_cases"]))
     console.print(table)
+    if result["missing_predictions"]:
+        missing = result["missing_predictions"]
+        err_console.print(f"[yellow]warning:[/] {len(missing)} reference case(s) have no prediction and are not in the summary: "
+                          f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", highlight=False, soft_wrap=True)
     console.print(f"metrics.csv and metrics.json written to {output or pred_dir}")
 
 

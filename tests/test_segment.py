@@ -495,6 +495,24 @@ def test_evaluate_cli_names_a_missing_folder(tmp_path):
     assert result.exit_code == 2 and "missing: not a folder" in result.output
 
 
+def test_evaluate_cli_names_a_cropped_prediction_and_a_missing_one(tmp_path, small_case):
+    """A prediction on another grid (here the same affine, three slices short) is refused naming its file, not
+    with a bare shape error; a reference case without a prediction is named, not silently left out."""
+    import nibabel as nib
+
+    for name in ("a", "b"):
+        (tmp_path / "truth" / name).mkdir(parents=True)
+        nib.save(small_case.labels.to_nifti(dtype=np.uint8), tmp_path / "truth" / name / "labels.nii.gz")
+    (tmp_path / "pred").mkdir()
+    labels = small_case.labels.array
+    nib.save(nib.Nifti1Image(labels[:, :, :-3], small_case.labels.affine), tmp_path / "pred" / "a.nii.gz")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")])
+    assert result.exit_code == 2 and "a.nii.gz: grid (shape" in result.output
+    nib.save(small_case.labels.to_nifti(dtype=np.uint8), tmp_path / "pred" / "a.nii.gz")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")])
+    assert result.exit_code == 0 and "1 reference case(s) have no prediction" in result.output and ": b" in result.output
+
+
 def _synthetic_training_case(rng: np.random.Generator):
     from nvc_mri.segment.data import CachedCase
     from nvc_mri.segment.patches import class_voxel_index

@@ -64,6 +64,8 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     t = F.one_hot(torch.as_tensor(truth.astype(np.int64)), n).permute(3, 0, 1, 2)[None]
     with warnings.catch_warnings():  # empty classes are handled below, not warned about
         warnings.filterwarnings("ignore", message=".*all 0, this may result in nan/inf distance")
+        # MONAI's own surface-distance code passes an argument it has deprecated; nothing for a user to act on
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
         dice = compute_dice(p, t, include_background=False, ignore_empty=True)[0]
         hd95 = compute_hausdorff_distance(p, t, include_background=False, percentile=95, spacing=spacing)[0]
         nsd = compute_surface_dice(p, t, [SURFACE_TOLERANCE_MM] * (n - 1), include_background=False, spacing=spacing)[0]
@@ -122,8 +124,8 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, out_dir: str |
     per_case = {}
     for name in names:
         p_img, t_img = nib.load(preds[name]), nib.load(truths[name])
-        if not np.allclose(p_img.affine, t_img.affine, atol=1e-3):
-            raise InputError(str(preds[name]), f"grid differs from the reference {truths[name]}")
+        if p_img.shape[:3] != t_img.shape[:3] or not np.allclose(p_img.affine, t_img.affine, atol=1e-3):
+            raise InputError(str(preds[name]), f"grid (shape {p_img.shape}) differs from the reference {truths[name]} (shape {t_img.shape})")
         spacing = t_img.header.get_zooms()[:3]
         per_case[name] = case_metrics(np.asarray(p_img.dataobj), np.asarray(t_img.dataobj), spacing)
     result = {"cases": per_case, "summary": summarise(per_case), "missing_predictions": sorted(set(truths) - set(preds))}
