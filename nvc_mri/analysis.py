@@ -11,9 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from nvc_mri.config import load_config
 from nvc_mri.errors import InputError
 from nvc_mri.io import Volume, load_volume
 from nvc_mri.io.convert import as_volume
+from nvc_mri.io.sequence import csf_brainstem_ratio
 from nvc_mri.measure import measure
 from nvc_mri.measure.findings import Findings
 from nvc_mri.report.build import build_report
@@ -105,6 +109,26 @@ def sequence_problem(volume: Volume) -> str | None:
     return f"series is {guess.family}{' (' + guess.name + ')' if guess.name else ''}, not a heavily T2-weighted 3D sequence"
 
 
+def refuse_wrong_sequence(volume: Volume, force: bool) -> str | None:
+    """:func:`sequence_problem`, raised as an :class:`InputError` unless ``force``; returned when forced."""
+    problem = sequence_problem(volume)
+    if problem and not force:
+        raise InputError(volume.meta.source, problem + "; NVC analysis needs CISS/FIESTA/SPACE (use --force to analyse anyway)")
+    return problem
+
+
+def csf_contrast_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
+    """A warning when the segmented brainstem is not surrounded by brighter CSF (:func:`csf_brainstem_ratio`,
+    ``series_rules.yaml`` ``min_csf_brainstem_ratio``): the image then does not look heavily T2-weighted,
+    whatever its header or intensity histogram said."""
+    ratio = csf_brainstem_ratio(volume.array, labels, np.asarray(volume.spacing))
+    if ratio is None or ratio >= float(load_config("series_rules.yaml")["min_csf_brainstem_ratio"]):
+        return []
+    return [f"the CSF around the brainstem is not brighter than the brainstem (brightest quarter {ratio:.2f} x the "
+            "brainstem's signal; heavily T2-weighted images give 2-4): this does not look like CISS/FIESTA/SPACE, "
+            "and the segmentation and every finding are unreliable"]
+
+
 def run_analysis(source, *, affine=None, series: str | int | None = None, device: str = "auto",
                  networks: Networks | None = None, force: bool = False) -> Analysis:
     """Analyse one study.
@@ -131,16 +155,14 @@ def run_analysis(source, *, affine=None, series: str | int | None = None, device
     t0 = time.perf_counter()
     volume = load_volume(source, series=series) if isinstance(source, (str, Path)) else as_volume(source, affine)
     t_load = time.perf_counter() - t0
-    problem = sequence_problem(volume)
-    if problem and not force:
-        raise InputError(volume.meta.source, problem + "; NVC analysis needs CISS/FIESTA/SPACE (use --force to analyse anyway)")
+    problem = refuse_wrong_sequence(volume, force)
     configure_threads()
     networks = networks or load_networks()
     segmentation = run_segmentation(volume, networks=networks, device=device)
     t_seg = time.perf_counter() - t0 - t_load
     findings = measure(segmentation.labels, image=volume.array)
     t_measure = time.perf_counter() - t0 - t_load - t_seg
-    warnings = list(volume.meta.warnings)
+    warnings = list(volume.meta.warnings) + csf_contrast_warnings(volume, segmentation.labels.array)
     if problem:
         warnings.insert(0, f"{FORCED_WARNING}: {problem}")
     timings = {"load": t_load, "segmentation": t_seg, "measurement": t_measure}

@@ -194,8 +194,10 @@ def segment(
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     weights: Path | None = typer.Option(None, "--weights", help="Other weights (safetensors) than the shipped ones."),
+    force: bool = typer.Option(False, "--force", help="Segment a series that is not heavily T2-weighted (unreliable)."),
 ) -> None:
     """Segment brainstem, CN VII, CN VIII, arteries and lesions with the shipped U-Net."""
+    from nvc_mri.analysis import FORCED_WARNING, csf_contrast_warnings, refuse_wrong_sequence
     from nvc_mri.atomic import atomic_save_nifti
     from nvc_mri.io import load_volume
     from nvc_mri.segment.inference import configure_threads, run_segmentation
@@ -203,8 +205,12 @@ def segment(
 
     configure_threads()
     volume = load_volume(input, series=series)
+    problem = refuse_wrong_sequence(volume, force)
     result = run_segmentation(volume, networks=load_networks(weights), device=device)
     atomic_save_nifti(result.labels.to_nifti(dtype="uint8"), output)
+    warnings = ([f"{FORCED_WARNING}: {problem}"] if problem else []) + volume.meta.warnings
+    for warning in warnings + csf_contrast_warnings(volume, result.labels.array):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     where = "whole volume (coarse pass not trusted: " + str(result.coarse_reason) + ")" if result.used_fallback else "brainstem and both CPAs"
     console.print(f"Labels written to {output} (fine pass over {where}, {result.timings_s['total']:.1f} s)")
 

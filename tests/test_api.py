@@ -53,3 +53,19 @@ def test_analyze_returns_report_labels_plot_and_dataframe(case):
     assert len(fig.axes) == 2
     with pytest.raises(ValueError):
         result.plot(side="middle")
+
+
+def test_t1_that_passes_the_histogram_is_caught_by_the_csf_around_the_brainstem(real_data, tmp_path, case):
+    """The real sagittal MPRAGE saved as NIfTI (no header to say T1): its intensity histogram passes, weakly, as
+    heavily T2-weighted, so it is analysed; after segmentation the CSF around the brainstem is no brighter than
+    the brainstem, and the report says the image does not look like CISS/FIESTA/SPACE. A CISS phantom gets no
+    such warning."""
+    from nvc_mri.io import load_volume
+
+    path = tmp_path / "mprage.nii.gz"
+    nib.save(load_volume(real_data / "sag-oblique-mprage-dicom").to_nifti(), path)
+    t1 = nvc_mri.analyze(path, device="cpu")
+    assert t1.volume.meta.sequence.is_heavily_t2_3d  # what the histogram alone concludes
+    assert any("CSF around the brainstem is not brighter than the brainstem" in w for w in t1.report.warnings)
+    ciss = nvc_mri.analyze(case.image.array, affine=case.image.affine, device="cpu")
+    assert not any("CSF around the brainstem" in w for w in ciss.report.warnings)

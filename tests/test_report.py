@@ -64,6 +64,7 @@ def test_analyze_writes_every_output_and_a_schema_valid_report(analysed, study):
     assert report.schema_version == "1.0" and report.input.series_instance_uid and report.input.is_heavily_t2_3d
     assert report.input.shape == list(nib.load(analysed / "labels.nii.gz").shape)
     assert len(report.software.model_sha256) == 64 and not report.forced
+    assert not any("CSF around the brainstem" in w for w in report.warnings)  # the image check agrees with the header
     for side in ("left", "right"):
         nvc = data["sides"][side]["nvc"]
         for key in ("contact", "severity", "min_gap_mm", "segment", "distance_from_root_exit_mm", "vessel", "contact_point_ras_mm",

@@ -577,3 +577,18 @@ def test_training_leaves_a_core_to_each_phantom_generator():
         assert torch.get_num_threads() == 5
     finally:
         torch.set_num_threads(before)
+
+
+def test_segment_cli_refuses_a_t1_series_unless_forced(tmp_path, small_case):
+    """`nvc-mri segment` judges the sequence as `analyze` does: a T1 series is refused with one line and no file,
+    and with --force it is segmented with the forced-analysis warning."""
+    from nvc_mri.io.dicom_write import write_dicom_series
+
+    write_dicom_series(small_case.image, tmp_path / "t1", overrides=dict(
+        SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
+        SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0))
+    out = tmp_path / "labels.nii.gz"
+    refused = CliRunner().invoke(app, ["segment", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu"])
+    assert refused.exit_code == 2 and "not a heavily T2-weighted" in refused.output and not out.exists()
+    forced = CliRunner().invoke(app, ["segment", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu", "--force"])
+    assert forced.exit_code == 0 and "FORCED ANALYSIS" in forced.output and out.is_file()

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from nvc_mri.config import load_config
+from nvc_mri.labels import Label
 
 HEAVY_T2 = "heavily_t2_3d"
 
@@ -147,3 +148,44 @@ def classify_intensities(array: np.ndarray) -> SequenceGuess:
         family="unknown", confidence=round(min(0.9, 0.4 + 0.2 * (2.2 - ratio)), 3),
         basis="image-intensities", reasons=reasons + ["CSF not clearly brighter than brain"],
     )
+
+
+def csf_brainstem_ratio(image: np.ndarray, labels: np.ndarray, spacing_mm: np.ndarray, reach_mm: float = 4.0) -> float | None:
+    """How much brighter than the brainstem its surroundings are: the 75th percentile of the unlabelled voxels
+    0.5-``reach_mm`` mm from the brainstem label over the median of the brainstem's core (a voxel and more inside
+    its edge).
+
+    On a heavily T2-weighted image the prepontine and cerebellopontine cisterns around the brainstem are CSF, two
+    to four times brighter than it; on a T1 they are darker and the brightest quarter of the surroundings is
+    about as bright as the brainstem. This is the judgement the segmentation makes possible ("CSF brighter than
+    the brainstem"), for images whose header cannot say (NIfTI) or says wrong.
+
+    Parameters
+    ----------
+    image, labels : ndarray
+        The image and its label map on one grid.
+    spacing_mm : ndarray (3,)
+        Voxel size along the array axes, mm.
+
+    Returns
+    -------
+    float or None
+        None when there is no brainstem label of 100 voxels or more.
+    """
+    from scipy import ndimage
+
+    index = np.argwhere(labels == Label.BRAINSTEM)
+    if len(index) < 100:
+        return None
+    margin = np.ceil(reach_mm / np.asarray(spacing_mm)).astype(int) + 1
+    lower, upper = np.maximum(index.min(0) - margin, 0), np.minimum(index.max(0) + margin + 1, labels.shape)
+    box = tuple(slice(a, b) for a, b in zip(lower, upper))
+    brainstem = labels[box] == Label.BRAINSTEM
+    outside = ndimage.distance_transform_edt(~brainstem, sampling=spacing_mm)
+    around = image[box][(outside > 0.5) & (outside <= reach_mm) & (labels[box] == Label.BACKGROUND)]
+    core = ndimage.distance_transform_edt(brainstem, sampling=spacing_mm) > float(np.max(spacing_mm))
+    level = float(np.median(image[box][core] if core.sum() >= 50 else image[box][brainstem]))
+    if len(around) < 50 or level <= 0:
+        return None
+    return float(np.percentile(around, 75)) / level
+
