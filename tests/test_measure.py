@@ -132,6 +132,18 @@ def test_empty_and_nerveless_maps_give_unknown_with_a_reason(contact_case):
     assert len(result.warnings) == 2
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda a: np.where(a == Label.ARTERY, 7, a), "label values 7 are not nvc-mri labels"),  # another label convention
+    (lambda a: np.where(a == Label.BRAINSTEM, np.nan, a), "NaN"),
+    (lambda a: a + 0.3, "fractional values"),                                              # interpolated labels
+])
+def test_a_map_that_is_not_nvc_mri_labels_is_refused_not_misread(contact_case, change, message):
+    """Before, an artery labelled 7 was read as no artery (no contact reported), and fractional labels gave no gap."""
+    changed = change(contact_case.labels.array.astype(np.float32))
+    with pytest.raises(ValueError, match=message):
+        measure(changed, contact_case.labels.affine)
+
+
 def test_koos_iv_schwannoma():
     case = generate(5, spacing_mm=(0.5, 0.5, 0.7), slab_mm=56, contrast="fiesta", orientation="axial",
                     lesion=LesionSpec(type="vestibular_schwannoma", koos=4, side="left"),

@@ -511,6 +511,10 @@ def test_evaluate_cli_names_a_cropped_prediction_and_a_missing_one(tmp_path, sma
     nib.save(small_case.labels.to_nifti(dtype=np.uint8), tmp_path / "pred" / "a.nii.gz")
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")])
     assert result.exit_code == 0 and "1 reference case(s) have no prediction" in result.output and ": b" in result.output
+    foreign = np.where(labels == Label.ARTERY, 7, labels).astype(np.int16)  # another label convention
+    nib.save(nib.Nifti1Image(foreign, small_case.labels.affine), tmp_path / "pred" / "a.nii.gz")
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "pred"), str(tmp_path / "truth")])
+    assert result.exit_code == 2 and "a.nii.gz: label values 7 are not nvc-mri labels" in result.output
 
 
 def _synthetic_training_case(rng: np.random.Generator):

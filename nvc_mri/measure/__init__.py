@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from nvc_mri.config import load_config
 from nvc_mri.io.volume import volume_centre_mm
-from nvc_mri.labels import Label
+from nvc_mri.labels import Label, as_label_map
 from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, closest_approach, deformation
 from nvc_mri.measure.fields import (
@@ -330,6 +330,7 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D, got shape {labels.shape}")
+    labels = as_label_map(labels)
     cfg, seg_cfg = load_config("contact.yaml"), load_config("nerve_segments.yaml")
     affine = np.asarray(affine, float)
     box = brainstem_box(labels, affine, cfg["measure_margin_mm"])  # bounds the work on stray labels far away

@@ -21,7 +21,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance, compute_surf
 
 from nvc_mri.atomic import atomic_write_text
 from nvc_mri.errors import InputError
-from nvc_mri.labels import LABEL_NAMES
+from nvc_mri.labels import LABEL_NAMES, as_label_map, label_problem
 
 FOREGROUND = [name for value, name in sorted(LABEL_NAMES.items()) if value != 0]
 SURFACE_TOLERANCE_MM = 0.5
@@ -58,7 +58,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
     spacing = [float(s) for s in spacing]  # MONAI takes Python floats only, not NumPy's
     if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"spacing {spacing} is not three positive voxel sizes in mm")
-    pred, truth = _crop_to_foreground(np.asarray(pred), np.asarray(truth))
+    pred, truth = _crop_to_foreground(as_label_map(pred), as_label_map(truth))
     n = len(LABEL_NAMES)
     p = F.one_hot(torch.as_tensor(pred.astype(np.int64)), n).permute(3, 0, 1, 2)[None]
     t = F.one_hot(torch.as_tensor(truth.astype(np.int64)), n).permute(3, 0, 1, 2)[None]
@@ -126,8 +126,13 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path, out_dir: str |
         p_img, t_img = nib.load(preds[name]), nib.load(truths[name])
         if p_img.shape[:3] != t_img.shape[:3] or not np.allclose(p_img.affine, t_img.affine, atol=1e-3):
             raise InputError(str(preds[name]), f"grid (shape {p_img.shape}) differs from the reference {truths[name]} (shape {t_img.shape})")
+        arrays = {}
+        for path, img in ((preds[name], p_img), (truths[name], t_img)):
+            arrays[path] = np.asarray(img.dataobj)
+            if problem := label_problem(arrays[path]):
+                raise InputError(str(path), problem)
         spacing = t_img.header.get_zooms()[:3]
-        per_case[name] = case_metrics(np.asarray(p_img.dataobj), np.asarray(t_img.dataobj), spacing)
+        per_case[name] = case_metrics(arrays[preds[name]], arrays[truths[name]], spacing)
     result = {"cases": per_case, "summary": summarise(per_case), "missing_predictions": sorted(set(truths) - set(preds))}
     if out_dir is not None:
         out = Path(out_dir)
