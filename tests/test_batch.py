@@ -151,3 +151,20 @@ def test_dask_local_cluster_survives_a_killed_worker(studies, tmp_path):
     for name in names:
         report = json.loads((tmp_path / "out" / name / "report.json").read_text())
         assert report["input"]["shape"] and report["sides"]["left"]["status"] in ("measured", "unknown")
+
+
+def test_a_refused_dicom_study_is_named_by_its_own_folder_not_the_staging_one(tmp_path):
+    """DICOM studies are read through a temporary folder of links; a refusal must name the user's folder (the
+    temporary one is gone when the batch ends)."""
+    from nvc_mri.batch.worker import analyze_study
+    from nvc_mri.io.dicom_write import write_dicom_series
+
+    write_dicom_series(generate(104, **SMALL).image, tmp_path / "in" / "t1", overrides=dict(
+        SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
+        SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0))
+    (study,) = find_studies(tmp_path / "in")
+    row = analyze_study(study, str(tmp_path / "out"))
+    assert row["status"] == "failed" and "not a heavily T2-weighted" in row["reason"]
+    assert row["reason"].startswith(f"{study.source}: ") and "nvc-study-" not in row["reason"]
+    error = json.loads((tmp_path / "out" / study.name / "error.json").read_text())
+    assert "nvc-study-" not in error["error"]

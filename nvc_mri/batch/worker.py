@@ -42,6 +42,21 @@ def study_input(study: Study) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def named_as_the_user_gave_it(error: Exception, staged: Path, study: Study) -> Exception:
+    """``error`` naming the study's own input instead of the temporary folder of links it was read through (gone
+    when the batch ends, and meaningless to the user): the folder becomes ``study.source``, a link its file."""
+    from nvc_mri.errors import InputError
+
+    if not isinstance(error, InputError) or study.kind != "dicom":
+        return error
+    where = Path(error.path)
+    if where == staged:
+        return InputError(study.source, error.problem)
+    if where.parent == staged and where.stem.isdigit() and int(where.stem) < len(study.files):
+        return InputError(study.files[int(where.stem)], error.problem)
+    return error
+
+
 def output_is_current(study: Study, outdir: Path, expected: str) -> bool:
     """True when ``outdir`` holds a complete report made from the same input, config and model."""
     try:
@@ -67,7 +82,10 @@ def analyze_study(study: Study, output_root: str, *, device: str = "cpu", config
             networks = networks_for(weights)
             stamp = fingerprint(study, active_config_digest(), networks.sha256 or "", __version__)
             with study_input(study) as path:
-                analysis = run_analysis(path, device=device, networks=networks, force=force)
+                try:
+                    analysis = run_analysis(path, device=device, networks=networks, force=force)
+                except Exception as exc:
+                    raise named_as_the_user_gave_it(exc, path, study) from exc
             analysis.report.input.path = study.source
             write_outputs(analysis, outdir, extra_files={"fingerprint.json": json.dumps({"fingerprint": stamp, "study": study.name})})
         return report_row(study, analysis.report, time.perf_counter() - t0)
