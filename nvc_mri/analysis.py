@@ -22,7 +22,7 @@ from nvc_mri.measure import measure
 from nvc_mri.measure.findings import Findings
 from nvc_mri.report.build import build_report
 from nvc_mri.report.schema import Report
-from nvc_mri.segment.inference import Segmentation, configure_threads, run_segmentation
+from nvc_mri.segment.inference import Segmentation, configure_threads, run_segmentation, select_device
 from nvc_mri.segment.model import Networks, load_networks
 
 # A NIfTI is refused only when its own intensities say clearly that it is not heavily T2-weighted.
@@ -153,6 +153,7 @@ def run_analysis(source, *, affine=None, series: str | int | None = None, device
         Unreadable input, or not a heavily T2-weighted 3D sequence without ``force``.
     """
     t0 = time.perf_counter()
+    select_device(device)  # a bad device is named before a long load
     volume = load_volume(source, series=series) if isinstance(source, (str, Path)) else as_volume(source, affine)
     t_load = time.perf_counter() - t0
     problem = refuse_wrong_sequence(volume, force)

@@ -135,7 +135,12 @@ def phantom(
 
     if fmt not in ("nifti", "dicom"):
         raise InputError(fmt, "format must be nifti or dicom")
-    cases = preset_cases(preset, n if preset not in ("eval", "hard", "measure") or n > 1 else None, seed)
+    if n < 1 or seed < 0:
+        raise InputError(f"--n {n} --seed {seed}", "the number of cases must be 1 or more and the first seed 0 or more")
+    try:
+        cases = preset_cases(preset, n if preset not in ("eval", "hard", "measure") or n > 1 else None, seed)
+    except ValueError as exc:
+        raise InputError(f"--preset {preset}", str(exc)) from None
     with Progress(console=err_console) as progress:
         task = progress.add_task("phantom cases", total=len(cases))
         for case_seed, options in cases:
@@ -200,10 +205,11 @@ def segment(
     from nvc_mri.analysis import FORCED_WARNING, csf_contrast_warnings, refuse_wrong_sequence
     from nvc_mri.atomic import atomic_save_nifti
     from nvc_mri.io import load_volume
-    from nvc_mri.segment.inference import configure_threads, run_segmentation
+    from nvc_mri.segment.inference import configure_threads, run_segmentation, select_device
     from nvc_mri.segment.model import load_networks
 
     configure_threads()
+    select_device(device)  # a bad --device is named before a long load
     volume = load_volume(input, series=series)
     problem = refuse_wrong_sequence(volume, force)
     result = run_segmentation(volume, networks=load_networks(weights), device=device)

@@ -155,3 +155,18 @@ def test_unexpected_error_names_a_debug_command_line_that_works(tmp_path, monkey
     assert "simulated failure" in result.output and "nvc-mri --debug info ..." in result.output
     rerun = runner.invoke(app, ["--debug", "info", str(tmp_path)])
     assert isinstance(rerun.exception, RuntimeError)  # the hinted form reaches the traceback
+
+
+@pytest.mark.parametrize("args, message", [
+    (["phantom", "{tmp}/ph", "--n", "0"], "number of cases must be 1 or more"),
+    (["phantom", "{tmp}/ph", "--seed", "-2"], "first seed 0 or more"),
+    (["phantom", "{tmp}/ph", "--preset", "nope"], "--preset nope: unknown preset"),
+    (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/y.nii.gz", "--device", "gpu0"], "--device gpu0: device must be auto, cpu, cuda"),
+])
+def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
+    """Before, --n 0 wrote one case, a negative seed and an unknown preset or device failed inside NumPy or torch."""
+    if "segment" in args:
+        nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "x.nii.gz")
+    result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "ph").exists() and not (tmp_path / "y.nii.gz").exists()

@@ -15,6 +15,7 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from nvc_mri.cli import app
+from nvc_mri.errors import InputError
 from nvc_mri.io.grid import bounding_grid, resample
 from nvc_mri.labels import Label
 from nvc_mri.phantom import ConflictSpec, generate
@@ -559,7 +560,7 @@ def test_training_refuses_cuda_without_a_gpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     config = TrainConfig(run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", n_cases=1, steps=1, device="cuda")
-    with pytest.raises(RuntimeError, match="no CUDA device"):
+    with pytest.raises(InputError, match="no CUDA device"):
         train(config)
     assert not (tmp_path / "run").exists()  # refused before anything was written
 

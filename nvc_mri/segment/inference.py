@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
+from nvc_mri.errors import InputError
 from nvc_mri.io.grid import WorldGrid, bounding_grid, covered_box, resample
 from nvc_mri.io.volume import Volume, volume_centre_mm
 from nvc_mri.labels import Label
@@ -58,11 +60,19 @@ def coarse_input(image: np.ndarray, affine: np.ndarray, model_config: dict[str, 
 
 
 def select_device(device: str = "auto") -> torch.device:
-    """``'auto'`` picks CUDA when available, else CPU; ``'cpu'``/``'cuda'`` are taken as asked."""
+    """``'auto'`` picks CUDA when available, else CPU; ``'cpu'``, ``'cuda'`` and ``'cuda:N'`` are taken as asked.
+
+    Raises
+    ------
+    InputError
+        Another name, or CUDA asked for where there is none (one line, for the command line).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise InputError(f"--device {device}", "device must be auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}", "asked for, but no CUDA device is available")
     return torch.device(device)
 
 
