@@ -127,3 +127,16 @@ def test_nifti_slab_full_of_csf_is_judged_heavily_t2(tmp_path):
     volume = load_volume(path)
     assert volume.meta.sequence.is_heavily_t2_3d and volume.meta.sequence.confidence >= 0.6
     assert volume.meta.warnings == [] and sequence_problem(volume) is None
+
+
+def test_nifti_without_orientation_warns_that_left_and_right_are_not_known(tmp_path, oblique_volume):
+    """sform and qform codes 0 (an Analyze-style header): nibabel assumes default axes, which can swap the sides
+    every finding is about; the loader says so instead of reporting sides as if known."""
+    img = oblique_volume.to_nifti()
+    img.set_sform(None, code=0)
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "no_orientation.nii.gz")
+    warnings = load_volume(tmp_path / "no_orientation.nii.gz").meta.warnings
+    assert any("no orientation" in w and "left and right are not known" in w for w in warnings)
+    nib.save(oblique_volume.to_nifti(), tmp_path / "oriented.nii.gz")
+    assert not any("no orientation" in w for w in load_volume(tmp_path / "oriented.nii.gz").meta.warnings)

@@ -61,6 +61,10 @@ def _load_nifti(path: Path) -> Volume:
     check_voxels(str(path), array)
     guess = classify_intensities(array)
     warnings = []
+    if int(raw["sform_code"]) == 0 and int(raw["qform_code"]) == 0:
+        # nibabel then assumes its default axes; every finding names a side, so this must be said
+        warnings.append("NIfTI has no orientation (sform and qform codes 0): the axes are assumed, so the patient's "
+                        "left and right are not known; check each side against the images or fix the header")
     if not guess.is_heavily_t2_3d or guess.confidence < 0.6:
         warnings.append(
             "NIfTI has no sequence header; judged from intensities, "
