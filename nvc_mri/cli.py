@@ -60,7 +60,13 @@ def _info_dict(path: Path, series: str | None) -> dict:
     if path.is_dir() or path.suffix.lower() == ".zip":
         candidates, n_other = scan(path)
         found = [c.summary() for c in candidates]
-    volume = load_volume(path, series=series)
+    try:
+        volume = load_volume(path, series=series)
+    except InputError as exc:
+        if not found:
+            raise
+        # the series are still worth listing: they show why none could be chosen (e.g. several studies)
+        return {"input": str(path), "series_found": found, "chosen": None, "error": exc}
     for s in found:
         s["chosen"] = s["series_instance_uid"] == volume.meta.series_instance_uid
     return {
@@ -91,8 +97,11 @@ def info(
 ) -> None:
     """List the series found, which one is chosen and why, and its geometry (RAS+ mm)."""
     data = _info_dict(input, series)
+    error = data.pop("error", None)
     if as_json:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json.dumps(data | ({"error": str(error)} if error else {}), indent=2) + "\n")
+        if error:
+            raise error
         return
     if data["series_found"]:
         table = Table(title=f"Series in {input}")
@@ -103,6 +112,8 @@ def info(
             table.add_row(str(s["series_number"]), s["description"], str(s["images"]), f"{s['rows']}x{s['columns']}",
                           guess, f"{s['confidence']:.2f}", "yes" if s.get("chosen") else (s["problem"] or ""))
         console.print(table)
+    if error:
+        raise error
     c = data["chosen"]
     seq = c["sequence"]
     console.print(f"[bold]Chosen:[/] {c['series_description'] or input} ({c['format']})")

@@ -43,16 +43,17 @@ def _study(tmp_path):
     """A nested study folder: 3-plane localizer, a T1 MPRAGE, a FIESTA, a structured report."""
     study = tmp_path / "study"
     base = make_volume(shape=(16, 16, 20), angles_deg=(0, 0, 0))
-    write_dicom_series(base, study / "a" / "t1", series_number=2, overrides=dict(
+    one_study = dict(study_uid="1.2.826.0.1.3680043.10.1462.99.1")  # every series of one study shares its UID
+    write_dicom_series(base, study / "a" / "t1", series_number=2, **one_study, overrides=dict(
         SeriesDescription="t1_mprage_sag", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
         FlipAngle=9.0, InversionTime=900.0))
-    fiesta = write_dicom_series(base, study / "b" / "deep" / "fiesta", preset="FIESTA", series_number=5)
+    fiesta = write_dicom_series(base, study / "b" / "deep" / "fiesta", preset="FIESTA", series_number=5, **one_study)
     import pydicom
     uid = pydicom.dcmread(fiesta[0]).SeriesInstanceUID
     loc_uid = "1.2.3.4.5.6.7.8.9"
     for n, angles in enumerate([(0, 0, 0), (90, 0, 0), (0, 90, 0)]):
         loc = make_volume(shape=(16, 16, 3), angles_deg=angles, seed=n)
-        write_dicom_series(loc, study / "loc" / str(n), series_uid=loc_uid, series_number=1,
+        write_dicom_series(loc, study / "loc" / str(n), series_uid=loc_uid, series_number=1, **one_study,
                            overrides=dict(SeriesDescription="localizer", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"]))
     sr = pydicom.dcmread(fiesta[0])
     sr.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -140,3 +141,28 @@ def test_nifti_without_orientation_warns_that_left_and_right_are_not_known(tmp_p
     assert any("no orientation" in w and "left and right are not known" in w for w in warnings)
     nib.save(oblique_volume.to_nifti(), tmp_path / "oriented.nii.gz")
     assert not any("no orientation" in w for w in load_volume(tmp_path / "oriented.nii.gz").meta.warnings)
+
+
+def test_a_folder_of_two_studies_is_refused_not_guessed(tmp_path):
+    """Two patients' CISS series copied into one folder (same series number): choosing one by its sequence
+    would report one patient under the other's folder name. Refused; the SeriesInstanceUID picks one."""
+    import pydicom
+
+    from nvc_mri.errors import InputError
+
+    first = write_dicom_series(make_volume(seed=1), tmp_path / "mixed" / "a", series_number=3, patient_name="A^A")
+    write_dicom_series(make_volume(seed=2), tmp_path / "mixed" / "b", series_number=3, patient_name="B^B")
+    with pytest.raises(InputError, match="folder holds 2 studies"):
+        load_volume(tmp_path / "mixed")
+    with pytest.raises(InputError, match="series number 3 exists in 2 studies"):
+        load_volume(tmp_path / "mixed", series=3)
+    uid = pydicom.dcmread(first[0]).SeriesInstanceUID
+    assert load_volume(tmp_path / "mixed", series=uid).meta.series_instance_uid == uid
+    # `nvc-mri info` still lists both series before saying why none is chosen
+    from typer.testing import CliRunner
+
+    from nvc_mri.cli import app
+
+    listed = CliRunner().invoke(app, ["info", str(tmp_path / "mixed")])
+    assert listed.exit_code == 2 and listed.output.count("│ 3 ") == 2 and "folder holds 2 studies" in listed.output
+

@@ -94,6 +94,10 @@ def _rank(c: SeriesCandidate) -> tuple:
     )
 
 
+def _studies(candidates: list[SeriesCandidate]) -> set[str]:
+    return {c.group.first.study_uid for c in candidates if c.group.first.study_uid}
+
+
 def choose_series(
     folder: Path, candidates: list[SeriesCandidate], series: str | int | None = None
 ) -> tuple[SeriesCandidate, str]:
@@ -114,10 +118,16 @@ def choose_series(
         hits = [c for c in candidates if c.series_uid == wanted or str(c.group.first.series_number) == wanted]
         if not hits:
             raise InputError(folder, f"no series matches {wanted!r}")
+        if len(_studies(hits)) > 1:
+            raise InputError(folder, f"series number {wanted} exists in {len(_studies(hits))} studies; name it by its SeriesInstanceUID")
         return max(hits, key=_rank), f"requested series {wanted}"
     usable = [c for c in candidates if not c.is_localizer]
     if not usable:
         raise InputError(folder, "only localizer/scout images, no 3D MR series")
+    if len(_studies(usable)) > 1:
+        # several studies, perhaps of several patients: choosing one by its sequence could report the wrong patient
+        raise InputError(folder, f"folder holds {len(_studies(usable))} studies (StudyInstanceUID differs); "
+                                 "give one study's folder, or choose a series with --series")
     best = max(usable, key=_rank)
     min_conf = load_config("series_rules.yaml")["min_confidence"]
     if best.sequence.is_heavily_t2_3d and best.sequence.confidence >= min_conf:
