@@ -15,7 +15,7 @@ from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
 from nvc_mri.io.geometry import check_spacing, check_voxels
 from nvc_mri.io.sequence import classify_intensities
-from nvc_mri.io.series import SeriesCandidate, choose_series, scan_dicom_folder
+from nvc_mri.io.series import SeriesCandidate, choose_series, other_heavily_t2_series, scan_dicom_folder
 from nvc_mri.io.volume import Volume, VolumeMeta
 
 
@@ -106,7 +106,9 @@ def scan(path: str | Path) -> tuple[list[SeriesCandidate], int]:
 def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> Volume:
     candidates, _ = scan_dicom_folder(folder)
     chosen, reason = choose_series(source, candidates, series)
-    return load_group(chosen.group, str(source), chosen.sequence, reason)
+    volume = load_group(chosen.group, str(source), chosen.sequence, reason)
+    volume.meta.warnings += other_heavily_t2_series(candidates, chosen)
+    return volume
 
 
 def load_volume(path: str | Path, series: str | int | None = None) -> Volume:

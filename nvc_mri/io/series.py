@@ -138,3 +138,13 @@ def choose_series(
             f"loaded the largest one, which looks like {best.sequence.family}"
         )
     return best, reason
+
+
+def other_heavily_t2_series(candidates: list[SeriesCandidate], chosen: SeriesCandidate) -> list[str]:
+    """A warning naming the other heavily T2-weighted series of the folder (a repeat after motion, a second slab),
+    which were not analysed; empty when there is none."""
+    others = [c for c in candidates if c.series_uid != chosen.series_uid and not c.is_localizer and c.sequence.is_heavily_t2_3d]
+    if not others:
+        return []
+    numbers = ", ".join(str(c.group.first.series_number) for c in others)
+    return [f"{len(others)} other heavily T2-weighted series (number {numbers}) not analysed; --series chooses another"]
