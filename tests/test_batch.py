@@ -154,8 +154,8 @@ def test_dask_local_cluster_survives_a_killed_worker(studies, tmp_path):
 
 
 def test_a_refused_dicom_study_is_named_by_its_own_folder_not_the_staging_one(tmp_path):
-    """DICOM studies are read through a temporary folder of links; a refusal must name the user's folder (the
-    temporary one is gone when the batch ends)."""
+    """DICOM studies are read through a temporary folder of links; a refusal must name the study (its batch name,
+    not the temporary folder, gone when the batch ends, nor a folder that may be named after the patient)."""
     from nvc_mri.batch.worker import analyze_study
     from nvc_mri.io.dicom_write import write_dicom_series
 
@@ -165,6 +165,6 @@ def test_a_refused_dicom_study_is_named_by_its_own_folder_not_the_staging_one(tm
     (study,) = find_studies(tmp_path / "in")
     row = analyze_study(study, str(tmp_path / "out"))
     assert row["status"] == "failed" and "not a heavily T2-weighted" in row["reason"]
-    assert row["reason"].startswith(f"{study.source}: ") and "nvc-study-" not in row["reason"]
+    assert row["reason"].startswith(f"{study.name}: ") and "nvc-study-" not in row["reason"]
     error = json.loads((tmp_path / "out" / study.name / "error.json").read_text())
     assert "nvc-study-" not in error["error"]

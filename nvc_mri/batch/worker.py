@@ -43,17 +43,16 @@ def study_input(study: Study) -> Iterator[Path]:
 
 
 def named_as_the_user_gave_it(error: Exception, staged: Path, study: Study) -> Exception:
-    """``error`` naming the study's own input instead of the temporary folder of links it was read through (gone
-    when the batch ends, and meaningless to the user): the folder becomes ``study.source``, a link its file."""
+    """``error`` naming the study by its batch name instead of the temporary folder of links it was read through
+    (gone when the batch ends, and meaningless to the user). Not by its folder: DICOM folders are often named
+    after the patient, and this line goes to the log; the summary maps the name to the input."""
     from nvc_mri.errors import InputError
 
     if not isinstance(error, InputError) or study.kind != "dicom":
         return error
     where = Path(error.path)
-    if where == staged:
-        return InputError(study.source, error.problem)
-    if where.parent == staged and where.stem.isdigit() and int(where.stem) < len(study.files):
-        return InputError(study.files[int(where.stem)], error.problem)
+    if where == staged or where.parent == staged:
+        return InputError(study.name, error.problem)
     return error
 
 
