@@ -597,3 +597,20 @@ def test_segment_cli_refuses_a_t1_series_unless_forced(tmp_path, small_case):
     assert refused.exit_code == 2 and "not a heavily T2-weighted" in refused.output and not out.exists()
     forced = CliRunner().invoke(app, ["segment", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu", "--force"])
     assert forced.exit_code == 0 and "FORCED ANALYSIS" in forced.output and out.is_file()
+
+
+def test_fine_tune_refuses_labels_in_another_convention_without_a_dataset_json(tmp_path, small_case):
+    """Labels with a value nvc-mri does not use (here the artery as 7) and no dataset.json to map them by name:
+    refused naming the file, before any training (they were passed on and the artery was lost)."""
+    import nibabel as nib
+
+    from nvc_mri.segment.finetune import FineTuneConfig, fine_tune
+
+    (tmp_path / "ds" / "imagesTr").mkdir(parents=True)
+    (tmp_path / "ds" / "labelsTr").mkdir()
+    nib.save(small_case.image.to_nifti(), tmp_path / "ds" / "imagesTr" / "c1_0000.nii.gz")
+    labels = small_case.labels.array.astype(np.int16)
+    labels[labels == Label.ARTERY] = 7
+    nib.save(nib.Nifti1Image(labels, small_case.labels.affine), tmp_path / "ds" / "labelsTr" / "c1.nii.gz")
+    with pytest.raises(InputError, match="c1.nii.gz: label values 7 are not nvc-mri labels"):
+        fine_tune(tmp_path / "ds", tmp_path / "run", FineTuneConfig(steps=1, device="cpu"))

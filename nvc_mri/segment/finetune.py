@@ -24,7 +24,7 @@ from pydantic import Field
 
 from nvc_mri.errors import InputError
 from nvc_mri.io import load_volume
-from nvc_mri.labels import LABEL_NAMES
+from nvc_mri.labels import LABEL_NAMES, label_problem
 from nvc_mri.segment.data import cache_volume, load_case
 from nvc_mri.segment.model import load_networks, save_weights
 from nvc_mri.segment.patches import class_voxel_index
@@ -94,6 +94,8 @@ def fine_tune(dataset: str | Path, run_dir: str | Path, config: FineTuneConfig |
             image, labels = load_volume(image_path), load_volume(label_path)
             if labels.shape != image.shape or not np.allclose(labels.affine, image.affine, atol=1e-3):
                 raise InputError(label_path, "labels are not on the image's grid")
+            if not mapping and (problem := label_problem(labels.array)):
+                raise InputError(label_path, f"{problem}, or name them in a dataset.json")
             values = np.clip(np.rint(labels.array), 0, None).astype(np.int64)
             if mapping:
                 lookup = np.zeros(max(max(mapping), int(values.max())) + 1, np.int64)
