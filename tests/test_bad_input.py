@@ -170,3 +170,19 @@ def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
     result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "ph").exists() and not (tmp_path / "y.nii.gz").exists()
+
+
+def test_zip_without_dicom_and_a_lone_non_image_file_are_named_as_given(tmp_path):
+    """Both are read through a temporary folder; the error named that folder (gone, meaningless to the user)."""
+    import zipfile
+
+    nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "image.nii.gz")
+    with zipfile.ZipFile(tmp_path / "nifti.zip", "w") as archive:
+        archive.write(tmp_path / "image.nii.gz", "image.nii.gz")
+    assert "nvc-zip-" not in _fails_cleanly(tmp_path / "nifti.zip", "no MR image series")
+    files = write_dicom_series(make_volume(), tmp_path / "s")
+    sr = pydicom.dcmread(files[0])
+    sr.SOPClassUID = sr.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.33"  # a structured report
+    del sr.PixelData
+    sr.save_as(tmp_path / "report.dcm")
+    assert "nvc-one-" not in _fails_cleanly(tmp_path / "report.dcm", "no MR image series")

@@ -99,12 +99,12 @@ def scan(path: str | Path) -> tuple[list[SeriesCandidate], int]:
     if kind == "zip":
         with tempfile.TemporaryDirectory(prefix="nvc-zip-") as tmp:
             _extract_zip(path, Path(tmp))
-            return scan_dicom_folder(Path(tmp))
+            return scan_dicom_folder(Path(tmp), path)
     raise InputError(path, "scan() takes a DICOM folder or zip")
 
 
 def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> Volume:
-    candidates, _ = scan_dicom_folder(folder)
+    candidates, _ = scan_dicom_folder(folder, source)
     chosen, reason = choose_series(source, candidates, series)
     volume = load_group(chosen.group, str(source), chosen.sequence, reason)
     volume.meta.warnings += other_heavily_t2_series(candidates, chosen)

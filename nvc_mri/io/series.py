@@ -53,8 +53,11 @@ class SeriesCandidate:
         }
 
 
-def scan_dicom_folder(folder: Path) -> tuple[list[SeriesCandidate], int]:
+def scan_dicom_folder(folder: Path, source: Path | None = None) -> tuple[list[SeriesCandidate], int]:
     """Read every header below ``folder`` and classify the MR image series.
+
+    ``source`` is what the user gave (a zip or a single file unpacked or linked into the temporary ``folder``),
+    named in errors instead of the temporary folder.
 
     Returns
     -------
@@ -65,7 +68,7 @@ def scan_dicom_folder(folder: Path) -> tuple[list[SeriesCandidate], int]:
     """
     files = list_files(folder)
     if not files:
-        raise InputError(folder, "folder is empty")
+        raise InputError(source or folder, "folder is empty")
     headers: list[InstanceHeader] = []
     n_other = 0
     for f in files:
@@ -78,7 +81,7 @@ def scan_dicom_folder(folder: Path) -> tuple[list[SeriesCandidate], int]:
             n_other += 1
     if not headers:
         what = f"{n_other} DICOM object(s) but" if n_other else "no DICOM files and"
-        raise InputError(folder, f"{what} no MR image series")
+        raise InputError(source or folder, f"{what} no MR image series")
     rules = load_config("series_rules.yaml")
     candidates = [SeriesCandidate(g, classify_header(g.first.header, rules)) for g in group_series(headers)]
     return candidates, n_other
