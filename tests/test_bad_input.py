@@ -186,3 +186,10 @@ def test_zip_without_dicom_and_a_lone_non_image_file_are_named_as_given(tmp_path
     del sr.PixelData
     sr.save_as(tmp_path / "report.dcm")
     assert "nvc-one-" not in _fails_cleanly(tmp_path / "report.dcm", "no MR image series")
+
+
+def test_a_series_asked_of_a_nifti_is_refused_not_ignored(tmp_path):
+    nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "image.nii.gz")
+    result = runner.invoke(app, ["info", str(tmp_path / "image.nii.gz"), "--series", "3"])
+    assert result.exit_code == 2 and "a series (3) is chosen only in DICOM folders" in result.output
+

@@ -138,6 +138,8 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
     path = Path(path)
     kind = _kind(path)
     if kind == "nifti":
+        if series is not None:  # silently ignored, it would suggest a choice was made
+            raise InputError(path, f"a NIfTI file holds one image; a series ({series}) is chosen only in DICOM folders and zips")
         return _load_nifti(path)
     if kind == "folder":
         return _load_dicom_folder(path, path, series)
