@@ -168,3 +168,12 @@ def test_a_refused_dicom_study_is_named_by_its_own_folder_not_the_staging_one(tm
     assert row["reason"].startswith(f"{study.name}: ") and "nvc-study-" not in row["reason"]
     error = json.loads((tmp_path / "out" / study.name / "error.json").read_text())
     assert "nvc-study-" not in error["error"]
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--timeout-per-study", "-5"]])
+def test_bad_worker_count_or_timeout_is_refused_before_any_study(studies, tmp_path, option):
+    """Before, --workers 0 ran anyway and a negative timeout failed every study as timed out."""
+    result = CliRunner().invoke(app, ["batch", str(studies), "-o", str(tmp_path / "out"), *option])
+    assert result.exit_code == 2 and "workers must be 1 or more and a timeout more than 0 s" in result.output
+    assert not (tmp_path / "out").exists()
+

@@ -82,6 +82,8 @@ def run_batch(input_root: str | Path, output_root: str | Path, *, workers: int =
     input_root, output_root = Path(input_root), Path(output_root)
     if not input_root.exists():
         raise InputError(input_root, "input folder not found")
+    if workers < 1 or (timeout_s is not None and not timeout_s > 0):
+        raise InputError(f"--workers {workers} --timeout-per-study {timeout_s}", "workers must be 1 or more and a timeout more than 0 s")
     output_root.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(output_root)
     studies = find_studies(input_root)
