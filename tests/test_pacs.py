@@ -171,3 +171,25 @@ def test_tls_only_node(study, setup, tmp_path):
         assert len(list(Path(spool, "studies").rglob("*.dcm"))) == 1
     finally:
         node.stop()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "--port 70000: port 70000 is not 1-65535"),
+    (["--ae-title", "THIS_TITLE_IS_TOO_LONG"], "must be 1 to 16 characters"),
+    (["--device", "gpu0"], "--device gpu0: device must be"),
+    (["--quiet-period", "-3"], "the quiet period must be more than 0 s"),
+    (["--destination", "PACS@host"], "not AE@HOST:PORT"),
+])
+def test_bad_node_settings_are_refused_at_start_leaving_no_spool(tmp_path, args, message):
+    """Before, a bad port or AE title failed at bind with a library error, and a bad device or negative quiet
+    period started a node that would fail or misbehave on every study."""
+    from typer.testing import CliRunner
+
+    from nvc_mri.cli import app
+
+    base = ["serve", "--spool", str(tmp_path / "spool")]
+    if "--destination" not in args:
+        base += ["--destination", "PACS@127.0.0.1:11112"]
+    result = CliRunner().invoke(app, base + args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "spool").exists()

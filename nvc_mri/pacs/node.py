@@ -34,7 +34,8 @@ from pydicom.uid import (
 )
 
 from nvc_mri.config import load_config
-from nvc_mri.pacs.sender import Destination, send_files
+from nvc_mri.errors import InputError
+from nvc_mri.pacs.sender import Destination, ae_title_problem, port_problem, send_files
 from nvc_mri.pacs.spool import ACTIVE, Spool, uid_hash
 
 log = logging.getLogger("nvc_mri.pacs")
@@ -60,15 +61,29 @@ class Node:
 
     def __init__(self, spool: str | Path, destination: str, *, ae_title: str = "NVC", port: int = 11112, host: str = "0.0.0.0",
                  allow: list[str] | None = None, ssl_context: ssl.SSLContext | None = None, config: dict | None = None):
-        self.spool = Spool(spool)
         self.destination = Destination(destination)
         self.ae_title, self.port, self.host, self.allow = ae_title, port, host, list(allow or [])
         self.ssl_context = ssl_context
         self.cfg = {**load_config("pacs.yaml"), **(config or {})}
+        self._check_settings()  # before the spool is made: a refused node leaves nothing behind
+        self.spool = Spool(spool)
         self._stop = threading.Event()
         self._next_send: dict[str, tuple[float, int]] = {}
         self._running: dict[str, concurrent.futures.Future] = {}
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its debug/info logs carry UIDs and names
+
+    def _check_settings(self) -> None:
+        """Refuse, in one line, settings the node would only fail on later (at bind, or at every study)."""
+        from nvc_mri.segment.inference import select_device
+
+        for option, title in [("--ae-title", self.ae_title)] + [("--allow", a) for a in self.allow]:
+            if problem := ae_title_problem(title):
+                raise InputError(f"{option} {title}", problem)
+        if problem := port_problem(self.port):
+            raise InputError(f"--port {self.port}", problem)
+        if not float(self.cfg["quiet_period_s"]) > 0:
+            raise InputError(f"--quiet-period {self.cfg['quiet_period_s']}", "the quiet period must be more than 0 s")
+        select_device(str(self.cfg["device"]))  # a bad name, or CUDA where there is none, fails here, not per study
 
     # network thread --------------------------------------------------------------------------
     def _on_store(self, event) -> int:

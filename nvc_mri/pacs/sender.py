@@ -13,8 +13,24 @@ from pynetdicom.sop_class import (
 )
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from nvc_mri.errors import InputError
+
 RESULT_CONTEXTS = [build_context(c, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
                    for c in (SegmentationStorage, Comprehensive3DSRStorage, SecondaryCaptureImageStorage)]
+
+
+def ae_title_problem(title: str) -> str | None:
+    """Why ``title`` is not a DICOM AE title (1-16 characters, not all spaces, no backslash or control
+    characters), or None."""
+    if not 1 <= len(title) <= 16 or not title.strip():
+        return f"AE title {title!r} must be 1 to 16 characters"
+    if "\\" in title or any(ord(ch) < 32 or ord(ch) > 126 for ch in title):
+        return f"AE title {title!r} may hold only printable ASCII characters, no backslash"
+    return None
+
+
+def port_problem(port: int) -> str | None:
+    return None if 1 <= port <= 65535 else f"port {port} is not 1-65535"
 
 
 class Destination:
@@ -26,7 +42,9 @@ class Destination:
             host, port = address.rsplit(":", 1)
             self.ae_title, self.host, self.port = ae, host, int(port)
         except ValueError:
-            raise ValueError(f"destination {text!r} is not AE@HOST:PORT") from None
+            raise InputError(f"--destination {text}", "not AE@HOST:PORT") from None
+        if problem := ae_title_problem(ae) or port_problem(self.port) or (None if host else "no host"):
+            raise InputError(f"--destination {text}", problem)
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
