@@ -160,6 +160,28 @@ def phantom(
     console.print(f"wrote {len(cases)} case(s) to {outdir}")
 
 
+def training_recipe(config: Path) -> dict:
+    """The recipe at ``config``: a YAML file (relative to the working folder), or else a shipped recipe of that
+    name (``configs/train.yaml`` outside a checkout is the shipped ``train.yaml``)."""
+    import yaml
+
+    from nvc_mri.config import load_config, shipped_config_names
+
+    if config.is_file():
+        source = config.resolve()  # a bare file name is the user's file, not a shipped one
+    elif config.name in shipped_config_names():
+        source = config.name
+    else:
+        raise InputError(config, f"training recipe not found (shipped ones: {', '.join(sorted(n for n in shipped_config_names() if n.startswith('train')))})")
+    try:
+        recipe = load_config(source)
+    except yaml.YAMLError as exc:
+        raise InputError(config, f"not readable YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(recipe, dict):
+        raise InputError(config, "a training recipe is a YAML mapping of settings")
+    return recipe
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -175,7 +197,6 @@ def train(
         TimeRemainingColumn,
     )
 
-    from nvc_mri.config import load_config
     from nvc_mri.segment.train import TrainConfig
     from nvc_mri.segment.train import train as run_training
 
@@ -184,7 +205,7 @@ def train(
     from nvc_mri.errors import validation_problems
 
     try:
-        settings = TrainConfig(**load_config(config))
+        settings = TrainConfig(**training_recipe(config))
     except ValidationError as exc:
         raise InputError(config, f"not a valid training recipe: {validation_problems(exc)}") from None
     with Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

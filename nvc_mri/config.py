@@ -60,10 +60,15 @@ def load_config(name_or_path: str | Path) -> Any:
     return _load_shipped(name) if override is None else _merge(_load_shipped(name), override)
 
 
+def shipped_config_names() -> set[str]:
+    """File names of the configs shipped in the package (``configs/`` of the repository)."""
+    return {p.name for p in Path(str(resources.files("nvc_mri.configs"))).glob("*.yaml")}
+
+
 def read_overrides(path: str | Path) -> dict[str, Any]:
     """Overrides from a folder of YAML files or one YAML file keyed by shipped file names."""
     path = Path(path)
-    shipped = {p.name for p in Path(str(resources.files("nvc_mri.configs"))).glob("*.yaml")}
+    shipped = shipped_config_names()
     try:
         if path.is_dir():
             found = {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) or {} for p in sorted(path.glob("*.yaml"))}

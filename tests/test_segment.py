@@ -614,3 +614,21 @@ def test_fine_tune_refuses_labels_in_another_convention_without_a_dataset_json(t
     nib.save(nib.Nifti1Image(labels, small_case.labels.affine), tmp_path / "ds" / "labelsTr" / "c1.nii.gz")
     with pytest.raises(InputError, match="c1.nii.gz: label values 7 are not nvc-mri labels"):
         fine_tune(tmp_path / "ds", tmp_path / "run", FineTuneConfig(steps=1, device="cpu"))
+
+
+def test_training_recipe_is_the_users_file_or_else_the_shipped_one(tmp_path, monkeypatch):
+    """A bare file name in the working folder was looked up among the shipped configs (FileNotFoundError);
+    `configs/train.yaml` outside a checkout now means the shipped recipe; bad YAML gets one line."""
+    from nvc_mri.cli import training_recipe
+    from nvc_mri.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("run_dir: run\ncache_dir: cache\nn_cases: 1\nstepz: 2\n")
+    result = CliRunner().invoke(app, ["train", "--config", "mine.yaml"])
+    assert result.exit_code == 2 and "stepz: Extra inputs are not permitted" in result.output
+    assert not (tmp_path / "run").exists()
+    assert training_recipe(Path("configs/train.yaml")) == load_config("train.yaml")
+    (tmp_path / "broken.yaml").write_text("a: [1, 2\n")
+    for name, message in (("broken.yaml", "not readable YAML"), ("missing.yaml", "training recipe not found")):
+        result = CliRunner().invoke(app, ["train", "--config", name])
+        assert result.exit_code == 2 and message in result.output
