@@ -193,3 +193,9 @@ def test_a_series_asked_of_a_nifti_is_refused_not_ignored(tmp_path):
     result = runner.invoke(app, ["info", str(tmp_path / "image.nii.gz"), "--series", "3"])
     assert result.exit_code == 2 and "a series (3) is chosen only in DICOM folders" in result.output
 
+
+def test_one_file_of_a_series_is_named_as_such(tmp_path):
+    """One slice of a 3D series given instead of its folder was called 'only localizer/scout images'."""
+    files = write_dicom_series(make_volume(), tmp_path / "s")
+    _fails_cleanly(files[0], "only 1 image(s) of a series, not a 3D volume; give the folder")
+

@@ -126,6 +126,10 @@ def choose_series(
         return max(hits, key=_rank), f"requested series {wanted}"
     usable = [c for c in candidates if not c.is_localizer]
     if not usable:
+        too_few = [c for c in candidates if c.sequence.family != "localizer"]
+        if too_few:  # e.g. one file of a series given instead of its folder
+            n = max(c.group.n_slices for c in too_few)
+            raise InputError(folder, f"only {n} image(s) of a series, not a 3D volume; give the folder holding the whole series")
         raise InputError(folder, "only localizer/scout images, no 3D MR series")
     if len(_studies(usable)) > 1:
         # several studies, perhaps of several patients: choosing one by its sequence could report the wrong patient
