@@ -241,7 +241,13 @@ def segment(
     from nvc_mri.segment.model import load_networks
 
     configure_threads()
-    select_device(device)  # a bad --device is named before a long load
+    select_device(device)  # a bad --device or output is named before a long load
+    if not output.name.endswith((".nii.gz", ".nii")):
+        raise InputError(output, "the label map is written as NIfTI: name it .nii.gz or .nii")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(output, f"cannot create its folder ({exc.strerror})") from None
     volume = load_volume(input, series=series)
     problem = refuse_wrong_sequence(volume, force)
     result = run_segmentation(volume, networks=load_networks(weights), device=device)

@@ -162,6 +162,8 @@ def test_unexpected_error_names_a_debug_command_line_that_works(tmp_path, monkey
     (["phantom", "{tmp}/ph", "--seed", "-2"], "first seed 0 or more"),
     (["phantom", "{tmp}/ph", "--preset", "nope"], "--preset nope: unknown preset"),
     (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/y.nii.gz", "--device", "gpu0"], "--device gpu0: device must be auto, cpu, cuda"),
+    (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/y.txt"], "y.txt: the label map is written as NIfTI"),
+    (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/x.nii.gz/y.nii.gz"], "cannot create its folder"),
 ])
 def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
     """Before, --n 0 wrote one case, a negative seed and an unknown preset or device failed inside NumPy or torch."""
