@@ -43,6 +43,10 @@ def friendly_errors(func: Callable) -> Callable:
         except Exception as exc:  # anything unexpected still gets one line
             if _state["debug"]:
                 raise
+            if isinstance(exc, OSError) and exc.filename:
+                # a path the user gave or chose (an output folder that cannot be made, a file that cannot be read)
+                err_console.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+                raise typer.Exit(code=2) from None
             # --debug is an option of nvc-mri itself, before the command (`nvc-mri analyze ... --debug` is refused);
             # commands take their function's name, as typer names them
             command = func.__name__.replace("_", "-")

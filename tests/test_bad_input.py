@@ -201,3 +201,13 @@ def test_one_file_of_a_series_is_named_as_such(tmp_path):
     files = write_dicom_series(make_volume(), tmp_path / "s")
     _fails_cleanly(files[0], "only 1 image(s) of a series, not a 3D volume; give the folder")
 
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path):
+    """Before: 'error: FileNotFoundError: ...' or 'NotADirectoryError: ...', exit 1, with a traceback hint."""
+    (tmp_path / "a_file").write_text("x")
+    for args in (["batch", str(tmp_path), "-o", str(tmp_path / "a_file" / "out")],
+                 ["phantom", str(tmp_path / "a_file" / "out")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "a_file" in result.output and "Not a directory" in result.output and "--debug" not in result.output
