@@ -144,6 +144,18 @@ def test_a_map_that_is_not_nvc_mri_labels_is_refused_not_misread(contact_case, c
         measure(changed, contact_case.labels.affine)
 
 
+def test_an_image_on_another_grid_or_a_bad_affine_is_refused(contact_case):
+    """Before, an image two slices short (or with a fourth axis) was read at the labels' indices, giving the
+    signal of other places, and a 3x3 affine failed inside a matrix product."""
+    labels, image = contact_case.labels.array, contact_case.image.array
+    with pytest.raises(ValueError, match="differs from the labels'"):
+        measure(labels, contact_case.labels.affine, image[:, :, :-2])
+    with pytest.raises(ValueError, match="differs from the labels'"):
+        measure(labels, contact_case.labels.affine, image[..., None])
+    with pytest.raises(ValueError, match="affine must be a 4x4"):
+        measure(labels, np.eye(3))
+
+
 def test_koos_iv_schwannoma():
     case = generate(5, spacing_mm=(0.5, 0.5, 0.7), slab_mm=56, contrast="fiesta", orientation="axial",
                     lesion=LesionSpec(type="vestibular_schwannoma", koos=4, side="left"),

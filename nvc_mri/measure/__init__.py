@@ -333,6 +333,11 @@ def measure(labels: Any, affine: np.ndarray | None = None, image: np.ndarray | N
     labels = as_label_map(labels)
     cfg, seg_cfg = load_config("contact.yaml"), load_config("nerve_segments.yaml")
     affine = np.asarray(affine, float)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ValueError(f"affine must be a 4x4 voxel -> RAS+ mm matrix with non-zero voxel sizes, got shape {affine.shape}")
+    if image is not None and np.shape(image) != labels.shape:
+        # the image is read at the labels' voxel indices: another grid would give the signal of other places
+        raise ValueError(f"image shape {np.shape(image)} differs from the labels' {labels.shape}: they must share one grid")
     box = brainstem_box(labels, affine, cfg["measure_margin_mm"])  # bounds the work on stray labels far away
     labels, image = labels[box], None if image is None else np.asarray(image)[box]
     affine = affine.copy()
