@@ -211,3 +211,18 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "a_file" in result.output and "Not a directory" in result.output and "--debug" not in result.output
+
+
+def test_weights_that_are_not_ours_are_named_with_the_problem(tmp_path):
+    """A pickle, a damaged file or another network's safetensors failed inside safetensors or torch (exit 1)."""
+    import torch
+    from safetensors.torch import save_file
+
+    nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "x.nii.gz")
+    torch.save({"a": torch.zeros(2)}, tmp_path / "pickled.pt")
+    save_file({"x": torch.zeros(2)}, tmp_path / "other.safetensors")
+    for name, message in (("pickled.pt", "not a safetensors weights file"), ("other.safetensors", "weights are not of the nvc-mri U-Nets"),
+                          ("missing.safetensors", "model weights not found")):
+        result = runner.invoke(app, ["analyze", str(tmp_path / "x.nii.gz"), "-o", str(tmp_path / "out" / name), "--weights",
+                                     str(tmp_path / name), "--force"])
+        assert result.exit_code == 2 and f"{name}: {message}" in " ".join(result.output.split()), result.output

@@ -16,6 +16,7 @@ from monai.networks.nets import UNet
 from safetensors.torch import load_file, save_file
 
 from nvc_mri.config import load_config
+from nvc_mri.errors import InputError
 from nvc_mri.labels import LABEL_NAMES
 
 N_CLASSES = len(LABEL_NAMES)
@@ -85,14 +86,26 @@ def load_networks(weights: str | Path | None = None, config: dict[str, Any] | No
 
     Raises
     ------
-    FileNotFoundError
-        When the weights file does not exist.
+    InputError
+        When the file does not exist, is not safetensors, or holds tensors of other networks.
     """
     path = Path(weights) if weights else shipped_weights_path()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model weights not found")
+        raise InputError(path, "model weights not found")
     networks = new_networks(config)
-    networks.load_state_dict(load_file(str(path)))
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type for a damaged or foreign file
+        raise InputError(path, f"not a safetensors weights file ({str(exc).splitlines()[0]})") from None
+    expected = set(networks.state_dict())
+    if set(tensors) != expected:
+        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise InputError(path, f"weights are not of the nvc-mri U-Nets ({len(missing)} tensors missing, e.g. "
+                               f"{missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})")
+    try:
+        networks.load_state_dict(tensors)
+    except RuntimeError as exc:  # same names, other shapes: another network size in model.yaml
+        raise InputError(path, f"weights do not fit the configured U-Nets ({str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else exc})") from None
     networks.sha256 = file_sha256(path)
     networks.weights_file = path.name
     return networks
