@@ -177,3 +177,11 @@ def test_bad_worker_count_or_timeout_is_refused_before_any_study(studies, tmp_pa
     assert result.exit_code == 2 and "workers must be 1 or more and a timeout more than 0 s" in result.output
     assert not (tmp_path / "out").exists()
 
+
+def test_an_input_folder_without_studies_is_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no scans here")
+    result = CliRunner().invoke(app, ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no NIfTI file, zip or DICOM study found here" in result.output
+    assert not (tmp_path / "out").exists()
+

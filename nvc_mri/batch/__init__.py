@@ -84,9 +84,11 @@ def run_batch(input_root: str | Path, output_root: str | Path, *, workers: int =
         raise InputError(input_root, "input folder not found")
     if workers < 1 or (timeout_s is not None and not timeout_s > 0):
         raise InputError(f"--workers {workers} --timeout-per-study {timeout_s}", "workers must be 1 or more and a timeout more than 0 s")
+    studies = find_studies(input_root)
+    if not studies:  # a mistyped or unmounted input folder must not pass for a finished batch
+        raise InputError(input_root, "no NIfTI file, zip or DICOM study found here")
     output_root.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(output_root)
-    studies = find_studies(input_root)
     summary = Summary(output_root)
     done = _current_outputs(studies, output_root, str(config) if config else None, str(weights) if weights else None) if resume else {}
     for row in done.values():
