@@ -206,6 +206,7 @@ def test_one_file_of_a_series_is_named_as_such(tmp_path):
 def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(tmp_path):
     """Before: 'error: FileNotFoundError: ...' or 'NotADirectoryError: ...', exit 1, with a traceback hint."""
     (tmp_path / "a_file").write_text("x")
+    nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "study.nii.gz")  # a study for the batch to find
     for args in (["batch", str(tmp_path), "-o", str(tmp_path / "a_file" / "out")],
                  ["phantom", str(tmp_path / "a_file" / "out")]):
         result = runner.invoke(app, args)
