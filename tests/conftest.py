@@ -35,3 +35,8 @@ def make_volume(shape=(24, 20, 12), spacing=(0.5, 0.6, 0.8), angles_deg=(10, -7,
 @pytest.fixture
 def oblique_volume() -> Volume:
     return make_volume()
+
+
+# Header attributes of a Siemens 3D T1 MPRAGE: written over a phantom series, the loader must take it for T1.
+T1_HEADER = dict(SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
+                 SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0)

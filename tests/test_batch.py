@@ -19,6 +19,7 @@ from nvc_mri.batch.discover import safe_name
 from nvc_mri.cli import app
 from nvc_mri.phantom import generate
 from nvc_mri.phantom.write import write_case
+from tests.conftest import T1_HEADER
 
 SMALL = dict(spacing_mm=(0.8, 0.8, 1.0), slab_mm=36, fov_mm=90.0, contrast="ciss", lesion_probability=0.0)
 SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -159,9 +160,7 @@ def test_a_refused_dicom_study_is_named_by_its_own_folder_not_the_staging_one(tm
     from nvc_mri.batch.worker import analyze_study
     from nvc_mri.io.dicom_write import write_dicom_series
 
-    write_dicom_series(generate(104, **SMALL).image, tmp_path / "in" / "t1", overrides=dict(
-        SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
-        SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0))
+    write_dicom_series(generate(104, **SMALL).image, tmp_path / "in" / "t1", overrides=T1_HEADER)
     (study,) = find_studies(tmp_path / "in")
     row = analyze_study(study, str(tmp_path / "out"))
     assert row["status"] == "failed" and "not a heavily T2-weighted" in row["reason"]

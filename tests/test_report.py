@@ -20,12 +20,11 @@ from nvc_mri.cli import app
 from nvc_mri.io.dicom_write import write_dicom_series
 from nvc_mri.phantom import ConflictSpec, LesionSpec, generate
 from nvc_mri.phantom.write import write_case
+from tests.conftest import T1_HEADER
 from nvc_mri.report.key_images import AXIAL, edge_letters, nerve_plane
 from nvc_mri.report.schema import Report, json_schema, schema_path
 
 runner = CliRunner()
-T1_HEADER = dict(SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
-                 SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0)
 
 
 def _case():

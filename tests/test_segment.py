@@ -29,7 +29,7 @@ from nvc_mri.segment.model import (
     shipped_weights_path,
 )
 from nvc_mri.segment.region import fine_region
-from tests.conftest import make_volume
+from tests.conftest import T1_HEADER, make_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -589,9 +589,7 @@ def test_segment_cli_refuses_a_t1_series_unless_forced(tmp_path, small_case):
     and with --force it is segmented with the forced-analysis warning."""
     from nvc_mri.io.dicom_write import write_dicom_series
 
-    write_dicom_series(small_case.image, tmp_path / "t1", overrides=dict(
-        SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
-        SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0))
+    write_dicom_series(small_case.image, tmp_path / "t1", overrides=T1_HEADER)
     out = tmp_path / "labels.nii.gz"
     refused = CliRunner().invoke(app, ["segment", str(tmp_path / "t1"), "-o", str(out), "--device", "cpu"])
     assert refused.exit_code == 2 and "not a heavily T2-weighted" in refused.output and not out.exists()
