@@ -72,13 +72,14 @@ def _info_dict(path: Path, series: str | None) -> dict:
         # the series are still worth listing: they show why none could be chosen (e.g. several studies)
         return {"input": str(path), "series_found": found, "chosen": None, "error": exc}
     for s in found:
-        s["chosen"] = s["series_instance_uid"] == volume.meta.series_instance_uid
+        s["chosen"] = (s["series_instance_uid"], s["part"]) == (volume.meta.series_instance_uid, volume.meta.series_part)
     return {
         "input": str(path),
         "series_found": found,
         "chosen": {
             "series_instance_uid": volume.meta.series_instance_uid,
             "series_description": volume.meta.series_description,
+            "series_part": volume.meta.series_part,
             "reason": volume.meta.selection_reason,
             "format": volume.meta.format,
             "shape": list(volume.shape),
@@ -96,7 +97,7 @@ def _info_dict(path: Path, series: str | None) -> dict:
 @friendly_errors
 def info(
     input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
-    series: str | None = typer.Option(None, help="SeriesInstanceUID or SeriesNumber to load."),
+    series: str | None = typer.Option(None, help="SeriesInstanceUID or series number to load; 3#2 for one part (echo, orientation) of series 3, as listed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """List the series found, which one is chosen and why, and its geometry (RAS+ mm)."""
@@ -113,14 +114,16 @@ def info(
             table.add_column(col)
         for s in data["series_found"]:
             guess = s["family"] + (f" ({s['name']})" if s["name"] else "")
-            table.add_row(str(s["series_number"]), s["description"], str(s["images"]), f"{s['rows']}x{s['columns']}",
+            description = s["description"] + (f" ({s['part']})" if s["part"] else "")
+            table.add_row(s["label"], description, str(s["images"]), f"{s['rows']}x{s['columns']}",
                           guess, f"{s['confidence']:.2f}", "yes" if s.get("chosen") else (s["problem"] or ""))
         console.print(table)
     if error:
         raise error
     c = data["chosen"]
     seq = c["sequence"]
-    console.print(f"[bold]Chosen:[/] {c['series_description'] or input} ({c['format']})")
+    part = f", {c['series_part']}" if c["series_part"] else ""
+    console.print(f"[bold]Chosen:[/] {c['series_description'] or input}{part} ({c['format']})")
     if c["reason"]:
         console.print(f"  why: {c['reason']}")
     console.print(f"  shape {tuple(c['shape'])}, spacing {tuple(c['spacing_mm'])} mm, orientation {c['orientation']} (affine to RAS+ mm)")
@@ -232,7 +235,7 @@ def train(
 def segment(
     input: Path = typer.Argument(..., help="NIfTI file, DICOM folder/file or zip."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map to write (.nii.gz), on the input's grid."),
-    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several; 3#2 for one part of series 3 (see info)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     weights: Path | None = typer.Option(None, "--weights", help="Other weights (safetensors) than the shipped ones."),
     force: bool = typer.Option(False, "--force", help="Segment a series that is not heavily T2-weighted (unreliable)."),
@@ -338,7 +341,7 @@ def analyze(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Folder of YAML files (or one YAML file keyed by file name) overriding configs/."),
     fmt: str | None = typer.Option(None, "--format", help="Comma-separated: json, html, nifti, dicom (default: all the input allows)."),
-    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several; 3#2 for one part of series 3 (see info)."),
     weights: Path | None = typer.Option(None, "--weights", help="Other weights (safetensors) than the shipped ones."),
     force: bool = typer.Option(False, "--force", help="Analyse a series that is not heavily T2-weighted (every output is marked unreliable)."),
 ) -> None:

@@ -177,3 +177,42 @@ def test_a_second_heavily_t2_series_of_the_study_is_named_as_not_analysed(tmp_pa
     assert any(f"(number {other}) not analysed" in w for w in volume.meta.warnings)
     assert not any("not analysed" in w for w in load_volume(tmp_path / "s" / "first").meta.warnings)
 
+
+
+def test_a_series_holding_two_echoes_loads_the_later_echo_and_names_the_other(tmp_path):
+    """Two echoes stored under one SeriesInstanceUID (same slice positions): the more T2-weighted echo is
+    analysed whatever the file order, the other is named in the warnings, and ``--series 7#1`` chooses it."""
+    from typer.testing import CliRunner
+
+    from nvc_mri.cli import app
+
+    one_series = dict(series_uid="1.2.826.0.1.3680043.10.1462.99.3", series_number=7,
+                      study_uid="1.2.826.0.1.3680043.10.1462.99.4")
+    # the early echo's files sort first, so choosing by file order would analyse it
+    write_dicom_series(make_volume(seed=1), tmp_path / "s" / "a", overrides=dict(EchoNumbers=1, EchoTime=12.0), **one_series)
+    write_dicom_series(make_volume(seed=2), tmp_path / "s" / "b", overrides=dict(EchoNumbers=2, EchoTime=90.0), **one_series)
+    volume = load_volume(tmp_path / "s")
+    assert volume.meta.series_part == "echo 2, TE 90 ms"
+    assert any("analysed 7#2 (echo 2, TE 90 ms), not 7#1: echo 1, TE 12 ms" in w for w in volume.meta.warnings)
+    assert load_volume(tmp_path / "s", series="7#1").meta.series_part == "echo 1, TE 12 ms"
+    listed = CliRunner().invoke(app, ["info", str(tmp_path / "s"), "--json"])
+    found = {s["label"]: s["chosen"] for s in __import__("json").loads(listed.output)["series_found"]}
+    assert found == {"7#1": False, "7#2": True}
+
+
+def test_images_of_another_orientation_in_the_series_are_named_not_analysed(tmp_path):
+    """A scanner that stores a few reformatted (coronal) images under the axial series' UID: the axial stack is
+    loaded, and the warning names the coronal part instead of dropping it silently."""
+    one_series = dict(series_uid="1.2.826.0.1.3680043.10.1462.99.5", series_number=4,
+                      study_uid="1.2.826.0.1.3680043.10.1462.99.6")
+    axial = make_volume(seed=1)
+    write_dicom_series(axial, tmp_path / "s" / "ax", **one_series)
+    coronal_affine = axial.affine[:, [0, 2, 1, 3]]
+    from nvc_mri.io.volume import Volume
+
+    coronal = Volume(np.ascontiguousarray(axial.array[:, :5, :].transpose(0, 2, 1)), coronal_affine, axial.meta)
+    write_dicom_series(coronal, tmp_path / "s" / "cor", **one_series)
+    volume = load_volume(tmp_path / "s")
+    assert volume.shape == axial.shape and volume.meta.series_part == "axial images"
+    assert any("not 4#2: coronal images, 5 images" in w or "not 4#1: coronal images, 5 images" in w
+               for w in volume.meta.warnings)

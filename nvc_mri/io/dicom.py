@@ -134,6 +134,7 @@ def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selecti
         frame_of_reference_uid=first.frame_of_reference_uid,
         series_number=first.series_number,
         series_description=first.header.get("SeriesDescription"),
+        series_part=group.part,
         manufacturer=first.header.get("Manufacturer"),
         source_files=[m.path for m in group.instances],
         selection_reason=selection_reason,

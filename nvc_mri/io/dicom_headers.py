@@ -144,6 +144,8 @@ class SeriesGroup:
     key: str
     instances: list[InstanceHeader]
     problem: str | None = None
+    part: str | None = None  # e.g. "echo 2 (TE 90 ms)" when the series holds several parts
+    label: str = ""  # how a user names it: "3" for a whole series, "3#2" for its second part
 
     @property
     def first(self) -> InstanceHeader:
@@ -158,34 +160,69 @@ def _orientation_key(h: InstanceHeader) -> tuple:
     return tuple(np.round(h.orientation, 3)) if h.orientation else ()
 
 
+def _plane(orientation: tuple) -> str:
+    """'axial', 'coronal', 'sagittal' or 'oblique' from ImageOrientationPatient (the slice normal's main axis)."""
+    if not orientation:
+        return "unknown orientation"
+    normal = np.abs(np.cross(orientation[:3], orientation[3:6]))
+    if normal.max() < 0.9:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+
+def _echo_part(m: InstanceHeader, by_echo: bool, by_acquisition: bool) -> str:
+    bits = []
+    if by_echo:
+        te = m.header.get("EchoTime")
+        bits.append(f"echo {m.echo_number if m.echo_number is not None else '?'}"
+                    + (f", TE {float(te):g} ms" if te not in (None, "") else ""))
+    if by_acquisition:
+        bits.append(f"acquisition {m.acquisition_number if m.acquisition_number is not None else '?'}")
+    return ", ".join(bits)
+
+
 def group_series(headers: list[InstanceHeader]) -> list[SeriesGroup]:
     """Group MR image instances by series UID, then orientation, then echo/acquisition.
 
     A series UID that mixes orientations (a 3-plane localizer) becomes several groups.
     When slice positions repeat inside a group, it is split by echo and acquisition
-    number. A group whose images differ in rows/columns is kept but marked with
-    ``problem``, so that choosing it gives a clear error.
+    number. Each group of a split series names its ``part`` (plane, echo, acquisition)
+    and gets the ``label`` ``"<series number>#<k>"``. A group whose images differ in
+    rows/columns is kept but marked with ``problem``, so that choosing it gives a clear error.
     """
     by_key: dict[tuple, list[InstanceHeader]] = {}
     for h in headers:
         if h.sop_class_uid not in MR_IMAGE_CLASSES:
             continue
         by_key.setdefault((h.series_uid, _orientation_key(h)), []).append(h)
+    planes: dict[str, int] = {}
+    for uid, _ in by_key:
+        planes[uid] = planes.get(uid, 0) + 1
     groups: list[SeriesGroup] = []
-    for (uid, _), members in by_key.items():
+    for (uid, orientation), members in by_key.items():
         positions = [tuple(np.round(m.position, 2)) for m in members if m.position]
         if len(positions) != len(set(positions)):
             split: dict[tuple, list[InstanceHeader]] = {}
             for m in members:
                 split.setdefault((m.echo_number, m.acquisition_number), []).append(m)
-            parts = list(split.values())
+            parts = sorted(split.items(), key=lambda kv: tuple(-1 if v is None else v for v in kv[0]))
+            by_echo = len({echo for (echo, _), _ in parts}) > 1
+            by_acquisition = len({acquisition for (_, acquisition), _ in parts}) > 1
+            named = [(_echo_part(part[0], by_echo, by_acquisition) if len(parts) > 1 else None, part) for _, part in parts]
         else:
-            parts = [members]
-        for part in parts:
-            suffix = f"#{len([g for g in groups if g.key.startswith(uid)]) + 1}"
-            group = SeriesGroup(key=uid + suffix, instances=part)
+            named = [(None, members)]
+        for part_name, part in named:
+            if planes[uid] > 1:
+                plane = f"{_plane(orientation)} images"
+                part_name = plane if part_name is None else f"{plane}, {part_name}"
+            index = len([g for g in groups if g.first.series_uid == uid]) + 1
+            group = SeriesGroup(key=f"{uid}#{index}", instances=part, part=part_name)
             sizes = sorted({(m.rows, m.columns) for m in part})
             if len(sizes) > 1:
                 group.problem = "images of one series differ in size: " + ", ".join(f"{r}x{c}" for r, c in sizes)
             groups.append(group)
+    split_uids = {g.first.series_uid for g in groups if g.part}
+    for g in groups:
+        number = g.first.series_number if g.first.series_number is not None else g.first.series_uid
+        g.label = f"{number}#{g.key.rsplit('#', 1)[1]}" if g.first.series_uid in split_uids else str(number)
     return groups

@@ -15,7 +15,13 @@ from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
 from nvc_mri.io.geometry import check_spacing, check_voxels
 from nvc_mri.io.sequence import classify_intensities
-from nvc_mri.io.series import SeriesCandidate, choose_series, other_heavily_t2_series, scan_dicom_folder
+from nvc_mri.io.series import (
+    SeriesCandidate,
+    choose_series,
+    other_heavily_t2_series,
+    other_parts_of_series,
+    scan_dicom_folder,
+)
 from nvc_mri.io.volume import Volume, VolumeMeta
 
 
@@ -107,7 +113,7 @@ def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> 
     candidates, _ = scan_dicom_folder(folder, source)
     chosen, reason = choose_series(source, candidates, series)
     volume = load_group(chosen.group, str(source), chosen.sequence, reason)
-    volume.meta.warnings += other_heavily_t2_series(candidates, chosen)
+    volume.meta.warnings += other_parts_of_series(candidates, chosen) + other_heavily_t2_series(candidates, chosen)
     return volume
 
 
@@ -120,7 +126,8 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
         A NIfTI file (``.nii``, ``.nii.gz``), one DICOM file (single- or multi-frame),
         a folder of DICOM files (nested, several series) or a ``.zip`` of DICOM files.
     series : str or int, optional
-        SeriesInstanceUID or SeriesNumber to load instead of the automatic choice.
+        SeriesInstanceUID or SeriesNumber to load instead of the automatic choice; ``"<number>#<k>"`` names
+        one part (echo, acquisition, orientation) of a series that holds several, as ``nvc-mri info`` lists them.
 
     Returns
     -------

@@ -42,6 +42,8 @@ class SeriesCandidate:
         return {
             "series_instance_uid": self.series_uid,
             "series_number": first.series_number,
+            "label": self.group.label,
+            "part": self.group.part,
             "description": self.description,
             "images": self.group.n_slices,
             "rows": first.rows,
@@ -87,6 +89,13 @@ def scan_dicom_folder(folder: Path, source: Path | None = None) -> tuple[list[Se
     return candidates, n_other
 
 
+def _echo_time_ms(c: SeriesCandidate) -> float:
+    try:
+        return float(c.group.first.header.get("EchoTime") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _rank(c: SeriesCandidate) -> tuple:
     return (
         not c.is_localizer,
@@ -94,6 +103,7 @@ def _rank(c: SeriesCandidate) -> tuple:
         c.sequence.is_heavily_t2_3d,
         c.sequence.confidence if c.sequence.is_heavily_t2_3d else 0.0,
         c.group.n_slices,
+        _echo_time_ms(c),  # of a multi-echo series, the most T2-weighted echo
     )
 
 
@@ -109,7 +119,9 @@ def choose_series(
     Parameters
     ----------
     series : str or int, optional
-        A SeriesInstanceUID or a SeriesNumber to force the choice.
+        A SeriesInstanceUID or a SeriesNumber to force the choice, or one part of a series that holds
+        several (echoes, acquisitions, orientations) as ``info`` labels it: ``"<number>#<k>"`` or
+        ``"<SeriesInstanceUID>#<k>"``.
 
     Returns
     -------
@@ -118,7 +130,8 @@ def choose_series(
     """
     if series is not None:
         wanted = str(series)
-        hits = [c for c in candidates if c.series_uid == wanted or str(c.group.first.series_number) == wanted]
+        hits = [c for c in candidates
+                if wanted in (c.series_uid, str(c.group.first.series_number), c.group.label, c.group.key)]
         if not hits:
             raise InputError(folder, f"no series matches {wanted!r}")
         if len(_studies(hits)) > 1:
@@ -136,12 +149,13 @@ def choose_series(
         raise InputError(folder, f"folder holds {len(_studies(usable))} studies (StudyInstanceUID differs); "
                                  "give one study's folder, or choose a series with --series")
     best = max(usable, key=_rank)
+    n_series = len({c.series_uid for c in candidates})
     min_conf = load_config("series_rules.yaml")["min_confidence"]
     if best.sequence.is_heavily_t2_3d and best.sequence.confidence >= min_conf:
-        reason = f"heavily T2-weighted 3D series ({best.sequence.name}, confidence {best.sequence.confidence:.2f}) among {len(candidates)} series"
+        reason = f"heavily T2-weighted 3D series ({best.sequence.name}, confidence {best.sequence.confidence:.2f}) among {n_series} series"
     else:
         reason = (
-            f"no heavily T2-weighted 3D series among {len(candidates)} series; "
+            f"no heavily T2-weighted 3D series among {n_series} series; "
             f"loaded the largest one, which looks like {best.sequence.family}"
         )
     return best, reason
@@ -155,3 +169,14 @@ def other_heavily_t2_series(candidates: list[SeriesCandidate], chosen: SeriesCan
         return []
     numbers = ", ".join(str(c.group.first.series_number) for c in others)
     return [f"{len(others)} other heavily T2-weighted series (number {numbers}) not analysed; --series chooses another"]
+
+
+def other_parts_of_series(candidates: list[SeriesCandidate], chosen: SeriesCandidate) -> list[str]:
+    """A warning naming the parts of the chosen series that were not analysed (other echoes, acquisitions or
+    orientations stored under one SeriesInstanceUID); empty when the series is all one volume."""
+    others = [c for c in candidates if c.series_uid == chosen.series_uid and c is not chosen and c.group.n_slices >= 3]
+    if not others:
+        return []
+    listed = "; ".join(f"{c.group.label}: {c.group.part}, {c.group.n_slices} images" for c in others)
+    return [f"series {chosen.group.label.split('#')[0]} holds several volumes; analysed {chosen.group.label} "
+            f"({chosen.group.part}), not {listed}; --series chooses another"]

@@ -48,6 +48,7 @@ class VolumeMeta(BaseModel):
     frame_of_reference_uid: str | None = None
     series_number: int | None = None
     series_description: str | None = None
+    series_part: str | None = Field(None, description="which part of a series holding several was loaded, e.g. 'echo 2 (TE 90 ms)'")
     manufacturer: str | None = None
     source_files: list[str] = Field(default_factory=list)
     selection_reason: str | None = Field(None, description="why this series was chosen among the series found")

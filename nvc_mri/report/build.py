@@ -24,6 +24,7 @@ def input_info(volume: Volume) -> InputInfo:
         series_instance_uid=meta.series_instance_uid if dicom else None,
         study_instance_uid=meta.study_instance_uid if dicom else None,
         series_description=meta.series_description,
+        series_part=meta.series_part if dicom else None,
         shape=list(volume.shape), spacing_mm=[round(s, 4) for s in volume.spacing], orientation=volume.orientation,
         sequence=meta.sequence.name or meta.sequence.family, sequence_confidence=meta.sequence.confidence,
         is_heavily_t2_3d=meta.is_heavily_t2_3d,

@@ -89,7 +89,7 @@ def report_html(report: Report, images: list[KeyImage]) -> str:
                           for s in ("right", "left"))
     impressions += "".join(f"<p class='impression'><b>Lesion {i}:</b> {escape(l.impression)}</p>" for i, l in enumerate(report.lesions, 1))
     warnings = "".join(f"<div class='warn'>{escape(w)}</div>" for w in report.warnings) or "<p>None.</p>"
-    source = inp.series_description or inp.path or "image from memory"
+    source = (inp.series_description or inp.path or "image from memory") + (f" ({inp.series_part})" if inp.series_part else "")
     provenance = [("Input", source), ("Format", inp.format), ("Series UID", inp.series_instance_uid),
                   ("Grid", f"{' x '.join(map(str, inp.shape))} voxels, {' x '.join(f'{s:.3g}' for s in inp.spacing_mm)} mm, {inp.orientation}"),
                   ("Sequence", f"{inp.sequence} (confidence {inp.sequence_confidence:.2f})"),

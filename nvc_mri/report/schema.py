@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nvc_mri.measure.findings import ArteryRelation, Conflict, LesionFindings, NerveCourse, Segment, Severity, VesselName
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: input.series_part
 COORDINATES = "RAS+ world millimetres (x: patient right, y: anterior, z: superior)"
 Point = list[float]
 
@@ -38,6 +38,8 @@ class InputInfo(_Strict):
     series_instance_uid: str | None = Field(None, description="DICOM input only")
     study_instance_uid: str | None = Field(None, description="DICOM input only")
     series_description: str | None = None
+    series_part: str | None = Field(None, description="DICOM input only: the part analysed of a series holding several "
+                                                      "volumes (echoes, acquisitions, orientations), e.g. 'echo 2, TE 90 ms'")
     shape: list[int]
     spacing_mm: list[float]
     orientation: str = Field(description="direction each array axis points to, e.g. 'LPS'")
