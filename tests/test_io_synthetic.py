@@ -216,3 +216,20 @@ def test_images_of_another_orientation_in_the_series_are_named_not_analysed(tmp_
     assert volume.shape == axial.shape and volume.meta.series_part == "axial images"
     assert any("not 4#2: coronal images, 5 images" in w or "not 4#1: coronal images, 5 images" in w
                for w in volume.meta.warnings)
+
+
+def test_monochrome1_images_are_inverted_to_signal_bright(tmp_path):
+    """MONOCHROME1 (lowest value shown white) stores the grey scale upside down: loaded as is, CSF would be the
+    darkest tissue and the T2 checks and the network would see another contrast."""
+    import pydicom
+
+    volume = make_volume(seed=1)
+    files = write_dicom_series(volume, tmp_path / "s")
+    upright = load_volume(tmp_path / "s").array
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(f)
+    loaded = load_volume(tmp_path / "s")
+    np.testing.assert_allclose(loaded.array, upright.min() + upright.max() - upright, atol=1e-3)
+    assert any("MONOCHROME1" in w for w in loaded.meta.warnings)

@@ -54,7 +54,17 @@ def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, l
         out[:, :, k] = pixels.T
         if slope != 1.0 or intercept != 0.0:
             out[:, :, k] = out[:, :, k] * slope + intercept
-    return out, geom.affine_lps, geom.warnings, headers
+    return out, geom.affine_lps, geom.warnings + _grey_scale_upright(out, headers[0]), headers
+
+
+def _grey_scale_upright(out: np.ndarray, ds: Dataset) -> list[str]:
+    """Invert, in place, a MONOCHROME1 image (lowest value shown white), so that signal is bright as in MR's
+    usual MONOCHROME2 and CSF stays the brightest tissue; a warning says so."""
+    if str(ds.get("PhotometricInterpretation", "")).strip() != "MONOCHROME1":
+        return []
+    low, high = float(out.min()), float(out.max())
+    np.subtract(low + high, out, out=out)
+    return ["images are stored as MONOCHROME1 (inverted grey scale); intensities were inverted to signal-bright"]
 
 
 def _frame_value(frame: Dataset, shared: Dataset, sequence: str, keyword: str):
@@ -83,11 +93,8 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
     keep = np.arange(len(frames))
     pos = np.asarray(positions, dtype=float)
     if len({tuple(np.round(p, 2)) for p in pos}) < len(pos):
-        # repeated positions: several echoes or time points; keep the first temporal/echo index
-        index = [tuple(_frame_value(f, shared, "FrameContentSequence", "DimensionIndexValues") or ()) for f in frames]
-        first_stack = min(index, key=lambda v: v[1:] if len(v) > 1 else v)
-        keep = np.array([i for i, v in enumerate(index) if v[1:] == first_stack[1:]])
-        warnings.append(f"enhanced object holds {len(frames)} frames at repeated positions; kept {len(keep)} of one echo/time point")
+        keep, which = _one_stack(frames, shared)
+        warnings.append(f"enhanced object holds {len(frames)} frames at repeated positions; kept the {len(keep)} of {which}")
         pos = pos[keep]
     geom = stack_geometry(source, pos, np.asarray(orientations[0], float), tuple(spacings[0]))
     out = np.empty((pixels.shape[2], pixels.shape[1], len(keep)), dtype=np.float32)
@@ -97,7 +104,19 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
         out[:, :, k] = pixels[idx].T
         if slope not in (None, "") and (float(slope) != 1.0 or float(intercept or 0) != 0.0):
             out[:, :, k] = out[:, :, k] * float(slope) + float(intercept or 0)
-    return out, geom.affine_lps, geom.warnings + warnings, [_header_only(ds)]
+    return out, geom.affine_lps, geom.warnings + warnings + _grey_scale_upright(out, ds), [_header_only(ds)]
+
+
+def _one_stack(frames, shared: Dataset) -> tuple[np.ndarray, str]:
+    """Frames of one echo or time point, where an enhanced object repeats slice positions: the longest echo time
+    (the most T2-weighted, as for classic multi-echo series) when echoes differ, else the first time point."""
+    echo_times = [_frame_value(f, shared, "MREchoSequence", "EffectiveEchoTime") for f in frames]
+    if None not in echo_times and len({float(t) for t in echo_times}) > 1:
+        longest = max(float(t) for t in echo_times)
+        return np.array([i for i, t in enumerate(echo_times) if float(t) == longest]), f"the longest echo (TE {longest:g} ms)"
+    index = [tuple(_frame_value(f, shared, "FrameContentSequence", "DimensionIndexValues") or ()) for f in frames]
+    first_stack = min(index, key=lambda v: v[1:] if len(v) > 1 else v)
+    return np.array([i for i, v in enumerate(index) if v[1:] == first_stack[1:]]), "one echo/time point"
 
 
 def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selection_reason: str) -> Volume:
