@@ -233,3 +233,50 @@ def test_monochrome1_images_are_inverted_to_signal_bright(tmp_path):
     loaded = load_volume(tmp_path / "s")
     np.testing.assert_allclose(loaded.array, upright.min() + upright.max() - upright, atol=1e-3)
     assert any("MONOCHROME1" in w for w in loaded.meta.warnings)
+
+
+@pytest.mark.parametrize("store", ["pair_data_file", "gzip_named_nii", "no_extension", "nifti2", "trailing_axes", "complex"])
+def test_nifti_files_as_tools_write_them_load_to_the_same_volume(tmp_path, oblique_volume, store):
+    """Forms met in research folders: the .img half of a NIfTI pair, a gzip file named .nii, a file without an
+    extension, NIfTI-2, shape (x, y, z, 1, 1), complex voxels (their magnitude is the image)."""
+    import gzip
+    import shutil
+
+    array, affine = oblique_volume.array, oblique_volume.affine
+    plain = tmp_path / "plain.nii"
+    nib.save(nib.Nifti1Image(array, affine), plain)
+    if store == "pair_data_file":
+        nib.save(nib.Nifti1Pair(array, affine), tmp_path / "pair.hdr")
+        path = tmp_path / "pair.img"
+    elif store == "gzip_named_nii":
+        path = tmp_path / "scan.nii"
+        path.write_bytes(gzip.compress(plain.read_bytes()))
+    elif store == "no_extension":
+        path = tmp_path / "scan"
+        shutil.copy(plain, path)
+    elif store == "nifti2":
+        path = tmp_path / "scan.nii.gz"
+        nib.save(nib.Nifti2Image(array, affine), path)
+    elif store == "trailing_axes":
+        path = tmp_path / "scan.nii.gz"
+        nib.save(nib.Nifti1Image(array[..., None, None], affine), path)
+    else:
+        path = tmp_path / "scan.nii.gz"
+        nib.save(nib.Nifti1Image((array * np.exp(0.7j)).astype(np.complex64), affine), path)
+    loaded = load_volume(path)
+    np.testing.assert_allclose(loaded.array, array, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(loaded.affine, affine, atol=1e-5)
+
+
+def test_analyze_header_loads_with_the_sides_unknown_and_colour_nifti_is_refused(tmp_path, oblique_volume):
+    from nvc_mri.errors import InputError
+
+    nib.save(nib.AnalyzeImage(oblique_volume.array, oblique_volume.affine), tmp_path / "old.hdr")
+    loaded = load_volume(tmp_path / "old.img")
+    assert loaded.shape == oblique_volume.shape
+    assert any("ANALYZE 7.5" in w and "left and right are not known" in w for w in loaded.meta.warnings)
+
+    rgb = np.zeros(oblique_volume.shape, np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")]))
+    nib.save(nib.Nifti1Image(rgb, oblique_volume.affine), tmp_path / "colour.nii.gz")
+    with pytest.raises(InputError, match="colour.nii.gz: colour \\(RGB\\) image, not MR intensities"):
+        load_volume(tmp_path / "colour.nii.gz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import tempfile
 import zipfile
 from pathlib import Path
@@ -25,39 +26,102 @@ from nvc_mri.io.series import (
 from nvc_mri.io.volume import Volume, VolumeMeta
 
 
+NIFTI_NAMES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
+
+
+def _is_nifti_header(head: bytes) -> bool:
+    """NIfTI-1 (magic at byte 344), NIfTI-2 (magic at byte 4) or an ANALYZE 7.5 header (sizeof_hdr 348)."""
+    return (len(head) >= 348 and head[344:347] in (b"n+1", b"ni1")) or head[4:7] in (b"n+2", b"ni2") \
+        or head[:4] in ((348).to_bytes(4, "little"), (348).to_bytes(4, "big"))
+
+
+def _head(path: Path, n: int = 352) -> bytes:
+    """The first ``n`` bytes, decompressed when the file is gzip."""
+    with open(path, "rb") as fh:
+        head = fh.read(n)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n)
+        except (OSError, EOFError):
+            return b""
+    return head
+
+
 def _kind(path: Path) -> str:
     name = path.name.lower()
     if path.is_dir():
         return "folder"
     if not path.exists():
         raise InputError(path, "no such file or folder")
+    if name.endswith((".img", ".img.gz")):  # the data half of a NIfTI/ANALYZE pair
+        return "nifti" if _header_of_pair(path).exists() else "unknown"
     with open(path, "rb") as fh:
-        head = fh.read(352)
-    if head[:2] == b"\x1f\x8b":
-        return "nifti" if name.endswith((".nii.gz", ".gz")) else "unknown"
-    if len(head) >= 348 and head[344:347] in (b"n+1", b"ni1") or name.endswith(".nii"):
+        raw = fh.read(352)
+    if raw[:2] == b"\x1f\x8b":
+        return "nifti" if name.endswith((".nii.gz", ".gz")) or _is_nifti_header(_head(path)) else "unknown"
+    if _is_nifti_header(raw) or name.endswith(".nii"):
         return "nifti"
     if zipfile.is_zipfile(path):
         return "zip"
-    if head[128:132] == b"DICM" or name.endswith((".dcm", ".ima")):
+    if raw[128:132] == b"DICM" or name.endswith((".dcm", ".ima")):
         return "dicom"
     return "unknown"
 
 
+def _header_of_pair(path: Path) -> Path:
+    name = path.name
+    stem = name[:-7] if name.lower().endswith(".img.gz") else name[:-4]
+    return path.with_name(stem + (".hdr.gz" if name.lower().endswith(".gz") else ".hdr"))
+
+
+def _open_nifti(path: Path) -> tuple[nib.spatialimages.SpatialImage, nib.spatialimages.SpatialHeader]:
+    """The image and its header as stored (nibabel "fixes" zero pixdim on load, which would hide it).
+
+    Files named without a NIfTI extension (``scan``, a gzip file called ``.nii``) are read from their bytes.
+    """
+    name = path.name.lower()
+    if name.endswith((".img", ".img.gz")):
+        path = _header_of_pair(path)
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if name.endswith(NIFTI_NAMES) and gzipped == name.endswith(".gz"):
+        img = nib.load(str(path))
+        with nib.openers.ImageOpener(str(path)) as fh:
+            return img, type(img.header).from_fileobj(fh, check=False)
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    image_class = nib.Nifti2Image if data[4:7] in (b"n+2", b"ni2") else nib.Nifti1Image
+    img = image_class.from_bytes(data)
+    return img, image_class.header_class.from_fileobj(io.BytesIO(data), check=False)
+
+
+def _as_intensities(path: Path, array: np.ndarray) -> np.ndarray:
+    """float32 voxels; complex data become their magnitude, colour data are refused, trailing axes of
+    length 1 (x, y, z, 1, 1) are dropped."""
+    if array.dtype.names is not None or array.dtype == np.uint8 and array.ndim == 4 and array.shape[3] in (3, 4):
+        raise InputError(path, "colour (RGB) image, not MR intensities")
+    if np.iscomplexobj(array):
+        array = np.abs(array)
+    while array.ndim > 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return array.astype(np.float32, copy=False)
+
+
 def _load_nifti(path: Path) -> Volume:
     try:
-        img = nib.load(str(path))
-        array = np.asanyarray(img.dataobj).astype(np.float32, copy=False)
+        img, raw = _open_nifti(path)
+        array = _as_intensities(path, np.asanyarray(img.dataobj))
+    except InputError:
+        raise
     except (EOFError, gzip.BadGzipFile) as exc:
         raise InputError(path, f"NIfTI file is truncated ({exc.__class__.__name__})") from None
     except Exception as exc:  # nibabel raises ValueError/ImageFileError/OSError for damaged files
         raise InputError(path, f"not a readable NIfTI file ({str(exc).splitlines()[0][:120]})") from None
-    with nib.openers.ImageOpener(str(path)) as fh:  # the header as stored: nibabel "fixes" zero pixdim on load
-        raw = type(img.header).from_fileobj(fh, check=False)
-    if int(raw["sform_code"]) == 0 and np.any(raw["pixdim"][1:4] <= 0):
+    oriented = "sform_code" in raw.keys() and (int(raw["sform_code"]) > 0 or int(raw["qform_code"]) > 0)
+    if not ("sform_code" in raw.keys() and int(raw["sform_code"]) > 0) and np.any(raw["pixdim"][1:4] <= 0):
         raise InputError(path, f"zero or negative voxel spacing in the header (pixdim {raw['pixdim'][1:4].tolist()})")
-    if array.ndim == 4 and array.shape[3] == 1:
-        array = array[..., 0]
     if array.ndim != 3:
         raise InputError(path, f"expected a 3D image, NIfTI has shape {array.shape}")
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -67,9 +131,11 @@ def _load_nifti(path: Path) -> Volume:
     check_voxels(str(path), array)
     guess = classify_intensities(array)
     warnings = []
-    if int(raw["sform_code"]) == 0 and int(raw["qform_code"]) == 0:
+    if not oriented:
         # nibabel then assumes its default axes; every finding names a side, so this must be said
-        warnings.append("NIfTI has no orientation (sform and qform codes 0): the axes are assumed, so the patient's "
+        what = "NIfTI has no orientation (sform and qform codes 0)" if "sform_code" in raw.keys() \
+            else "ANALYZE 7.5 header has no orientation"
+        warnings.append(f"{what}: the axes are assumed, so the patient's "
                         "left and right are not known; check each side against the images or fix the header")
     if not guess.is_heavily_t2_3d or guess.confidence < 0.6:
         warnings.append(
@@ -163,4 +229,6 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
         # keep the real file name, not the temporary link
         volume.meta.source_files = [str(path)]
         return volume
+    if path.name.lower().endswith((".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd")):
+        raise InputError(path, f"{path.suffix} images are not read; convert to NIfTI (mri_convert, or SimpleITK.WriteImage to .nii.gz)")
     raise InputError(path, "neither DICOM nor NIfTI (unknown file format)")
