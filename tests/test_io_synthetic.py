@@ -280,3 +280,29 @@ def test_analyze_header_loads_with_the_sides_unknown_and_colour_nifti_is_refused
     nib.save(nib.Nifti1Image(rgb, oblique_volume.affine), tmp_path / "colour.nii.gz")
     with pytest.raises(InputError, match="colour.nii.gz: colour \\(RGB\\) image, not MR intensities"):
         load_volume(tmp_path / "colour.nii.gz")
+
+
+def test_files_without_the_part10_preamble_load_as_dcm2niix_reads_them(tmp_path):
+    """Older CD writers stored bare data sets: no 128-byte preamble, no 'DICM', no file meta, no extension
+    (IMAGES/IM0000). They are found by the loader and by the batch, and load to the same volume."""
+    import pydicom
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_dataset
+
+    from nvc_mri.batch.discover import find_studies
+
+    files = write_dicom_series(make_volume(seed=1), tmp_path / "part10")
+    (tmp_path / "cd" / "IMAGES").mkdir(parents=True)
+    for n, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        del ds.file_meta
+        with open(tmp_path / "cd" / "IMAGES" / f"IM{n:04d}", "wb") as fh:
+            out = DicomFileLike(fh)
+            out.is_little_endian, out.is_implicit_VR = True, True
+            write_dataset(out, ds)
+    (tmp_path / "cd" / "IMAGES" / "NOTES").write_bytes(b"\x08\x00" + bytes(range(256)) * 4)  # junk, same start
+    reference = load_volume(tmp_path / "part10")
+    bare = load_volume(tmp_path / "cd")
+    np.testing.assert_array_equal(bare.array, reference.array)
+    np.testing.assert_allclose(bare.affine, reference.affine)
+    assert [s.kind for s in find_studies(tmp_path / "cd")] == ["dicom"]

@@ -14,7 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
+from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -51,18 +51,9 @@ def safe_name(relative_path: str) -> str:
     return f"{clean}-{_digest(relative_path, 6)}"
 
 
-def _is_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".ima")
-
-
 def _study_uid(path: Path) -> str | None:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+        ds = read_dicom(path, stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
         return str(ds.get("StudyInstanceUID") or "") or None
     except Exception:  # damaged files become a study of their folder and fail there, with a reason
         return None
@@ -93,7 +84,7 @@ def find_studies(root: str | Path) -> list[Study]:
                 studies.append(Study(safe_name(relative), "nifti", str(path), (str(path),)))
             elif name.lower().endswith(".zip") and zipfile.is_zipfile(path):
                 studies.append(Study(safe_name(relative), "zip", str(path), (str(path),)))
-            elif _is_dicom(path):
+            elif looks_like_dicom(path):
                 key = _study_uid(path) or f"unreadable:{Path(folder).relative_to(root)}"
                 dicom.setdefault(key, []).append(path)
     for key, paths in dicom.items():

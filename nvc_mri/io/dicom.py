@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from nvc_mri.errors import InputError
-from nvc_mri.io.dicom_headers import SeriesGroup, find_nested
+from nvc_mri.io.dicom_headers import SeriesGroup, find_nested, read_dicom
 from nvc_mri.io.geometry import check_spacing, check_voxels, stack_geometry
 from nvc_mri.io.sequence import SequenceGuess
 from nvc_mri.io.volume import Volume, VolumeMeta, lps_to_ras
@@ -21,7 +20,7 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
 
 def _read_pixels(path: str, source: str) -> tuple[Dataset, np.ndarray]:
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_dicom(path)
         return ds, ds.pixel_array
     except Exception as exc:  # pydicom raises many types for truncated/undecodable data
         raise InputError(source, f"cannot read pixel data of one instance ({type(exc).__name__}: truncated file or unsupported compression)") from None
@@ -38,7 +37,7 @@ def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, l
     members = group.instances
     if any(m.position is None or m.orientation is None for m in members):
         raise InputError(source, "some images lack ImagePositionPatient/ImageOrientationPatient")
-    first = pydicom.dcmread(members[0].path, stop_before_pixels=True)
+    first = read_dicom(members[0].path, stop_before_pixels=True)
     spacing = first.get("PixelSpacing")
     if spacing is None:
         raise InputError(source, "images lack PixelSpacing")

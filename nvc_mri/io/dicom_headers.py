@@ -100,10 +100,46 @@ def _floats(value: Any) -> tuple[float, ...] | None:
     return None if value is None else tuple(float(v) for v in value)
 
 
+def _starts_like_a_dataset(head: bytes) -> bool:
+    """A DICOM data set stored without the Part 10 preamble (as older CD writers did): it opens with a little-endian
+    element of group 0002 (file meta) or 0008 (identifying)."""
+    return head[:2] in (b"\x02\x00", b"\x08\x00") and head[128:132] != b"DICM"
+
+
+def looks_like_dicom(path: str | Path) -> bool:
+    """A Part 10 file (``DICM`` after the preamble), a .dcm/.ima name, or a readable data set without preamble."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if head[128:132] == b"DICM" or str(path).lower().endswith((".dcm", ".ima")):
+        return True
+    if not _starts_like_a_dataset(head):
+        return False
+    try:  # a bare data set is known only by reading it: other files can start with the same two bytes
+        return "SOPClassUID" in read_dicom(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception:
+        return False
+
+
+def read_dicom(path: str | Path, **kwargs: Any) -> Dataset:
+    """``pydicom.dcmread``, also for data sets without the Part 10 preamble (read with ``force`` only then)."""
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    ds = pydicom.dcmread(path, force=_starts_like_a_dataset(head), **kwargs)
+    if "TransferSyntaxUID" not in ds.file_meta and ds.original_encoding[0] is not None:
+        # no file meta: the syntax is the encoding pydicom found (such files cannot hold compressed pixels)
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                          pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    return ds
+
+
 def read_instance_header(path: str) -> InstanceHeader | None:
     """Header of one file, or ``None`` when the file is not a DICOM image instance."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = read_dicom(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
         return None
     sop = str(ds.get("SOPClassUID", ""))
