@@ -164,14 +164,24 @@ def test_unexpected_error_names_a_debug_command_line_that_works(tmp_path, monkey
     (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/y.nii.gz", "--device", "gpu0"], "--device gpu0: device must be auto, cpu, cuda"),
     (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/y.txt"], "y.txt: the label map is written as NIfTI"),
     (["segment", "{tmp}/x.nii.gz", "-o", "{tmp}/x.nii.gz/y.nii.gz"], "cannot create its folder"),
+    (["batch", "{tmp}", "-o", "{tmp}/out", "--device", "gpu0"], "--device gpu0: device must be auto, cpu, cuda"),
 ])
 def test_bad_options_get_one_line_and_exit_2(tmp_path, args, message):
     """Before, --n 0 wrote one case, a negative seed and an unknown preset or device failed inside NumPy or torch."""
-    if "segment" in args:
+    if "segment" in args or "batch" in args:
         nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "x.nii.gz")
     result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2 and message in result.output
-    assert not (tmp_path / "ph").exists() and not (tmp_path / "y.nii.gz").exists()
+    assert not (tmp_path / "ph").exists() and not (tmp_path / "y.nii.gz").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_local_batch_on_cuda_without_cuda_stops_before_the_first_study(tmp_path):
+    """Every study would fail on the same missing device; a Dask cluster's workers are not judged by this machine."""
+    nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "x.nii.gz")
+    result = runner.invoke(app, ["batch", str(tmp_path), "-o", str(tmp_path / "out"), "--device", "cuda"])
+    assert result.exit_code == 2 and "--device cuda: asked for, but no CUDA device is available" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_zip_without_dicom_and_a_lone_non_image_file_are_named_as_given(tmp_path):

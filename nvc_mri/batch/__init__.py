@@ -84,6 +84,11 @@ def run_batch(input_root: str | Path, output_root: str | Path, *, workers: int =
         raise InputError(input_root, "input folder not found")
     if workers < 1 or (timeout_s is not None and not timeout_s > 0):
         raise InputError(f"--workers {workers} --timeout-per-study {timeout_s}", "workers must be 1 or more and a timeout more than 0 s")
+    from nvc_mri.segment.inference import check_device_name, select_device
+
+    check_device_name(device)  # a misspelt device would fail every study
+    if scheduler is None:
+        select_device(device)  # local workers use this machine's devices; a cluster's workers are asked there
     studies = find_studies(input_root)
     if not studies:  # a mistyped or unmounted input folder must not pass for a finished batch
         raise InputError(input_root, "no NIfTI file, zip or DICOM study found here")

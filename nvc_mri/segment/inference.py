@@ -59,6 +59,13 @@ def coarse_input(image: np.ndarray, affine: np.ndarray, model_config: dict[str, 
     return pooled, WorldGrid(origin, coarse, tuple(int(n) for n in pooled.shape))
 
 
+def check_device_name(device: str) -> None:
+    """Raise InputError (one line) unless ``device`` is auto, cpu, cuda or cuda:N; whether this machine has it is
+    :func:`select_device`'s question (a Dask worker may have a GPU that the client lacks)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device)):
+        raise InputError(f"--device {device}", "device must be auto, cpu, cuda or cuda:N")
+
+
 def select_device(device: str = "auto") -> torch.device:
     """``'auto'`` picks CUDA when available, else CPU; ``'cpu'``, ``'cuda'`` and ``'cuda:N'`` are taken as asked.
 
@@ -67,10 +74,9 @@ def select_device(device: str = "auto") -> torch.device:
     InputError
         Another name, or CUDA asked for where there is none (one line, for the command line).
     """
+    check_device_name(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
-        raise InputError(f"--device {device}", "device must be auto, cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}", "asked for, but no CUDA device is available")
     return torch.device(device)
