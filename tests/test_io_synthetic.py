@@ -130,6 +130,23 @@ def test_nifti_slab_full_of_csf_is_judged_heavily_t2(tmp_path):
     assert volume.meta.warnings == [] and sequence_problem(volume) is None
 
 
+def test_a_label_map_given_as_the_image_is_refused_as_one(tmp_path):
+    """The phantom's labels.nii.gz beside its image.nii.gz (a batch over a folder of both, a mistyped path): six
+    integer values were judged 'heavily T2-weighted, confidence 0.86' and analysed into findings of nothing."""
+    from nvc_mri.analysis import sequence_problem
+    from nvc_mri.phantom import generate
+
+    case = generate(3800029)
+    nib.save(case.labels.to_nifti(), tmp_path / "labels.nii.gz")
+    nib.save(case.image.to_nifti(), tmp_path / "image.nii.gz")
+    labels = load_volume(tmp_path / "labels.nii.gz")
+    assert labels.meta.sequence.family == "label_map" and "not an MR image" in labels.meta.warnings[0]
+    assert "a label map or mask, not an MR image" in sequence_problem(labels)
+    quantised = np.round(case.image.array / case.image.array.max() * 255)  # 8-bit grey levels are still an image
+    nib.save(nib.Nifti1Image(quantised.astype(np.uint8), case.image.affine), tmp_path / "eight_bit.nii.gz")
+    assert load_volume(tmp_path / "eight_bit.nii.gz").meta.sequence.family != "label_map"
+
+
 def test_nifti_without_orientation_warns_that_left_and_right_are_not_known(tmp_path, oblique_volume):
     """sform and qform codes 0 (an Analyze-style header): nibabel assumes default axes, which can swap the sides
     every finding is about; the loader says so instead of reporting sides as if known."""

@@ -137,7 +137,9 @@ def _load_nifti(path: Path) -> Volume:
             else "ANALYZE 7.5 header has no orientation"
         warnings.append(f"{what}: the axes are assumed, so the patient's "
                         "left and right are not known; check each side against the images or fix the header")
-    if not guess.is_heavily_t2_3d or guess.confidence < 0.6:
+    if guess.family == "label_map":
+        warnings.append(guess.reasons[0])
+    elif not guess.is_heavily_t2_3d or guess.confidence < 0.6:
         warnings.append(
             "NIfTI has no sequence header; judged from intensities, "
             + ("CSF does not look clearly brighter than brain: this may not be a heavily T2-weighted image"

@@ -20,7 +20,7 @@ HEAVY_T2 = "heavily_t2_3d"
 class SequenceGuess(BaseModel):
     """What a series probably is, and how sure the guess is."""
 
-    family: str = Field(description="heavily_t2_3d, t1, flair, t2_2d, diffusion, tof, localizer or unknown")
+    family: str = Field(description="heavily_t2_3d, t1, flair, t2_2d, diffusion, tof, localizer, label_map or unknown")
     name: str | None = Field(None, description="CISS, FIESTA, SPACE, DRIVE, ... when known")
     confidence: float = Field(ge=0.0, le=1.0)
     basis: str = Field(description="'dicom-header' or 'image-intensities'")
@@ -104,6 +104,9 @@ def classify_header(header: Mapping[str, Any], rules: Mapping[str, Any] | None =
     )
 
 
+MAX_LABEL_VALUES = 64
+
+
 def classify_intensities(array: np.ndarray) -> SequenceGuess:
     """Judge from the voxels alone whether an image looks heavily T2-weighted.
 
@@ -124,7 +127,8 @@ def classify_intensities(array: np.ndarray) -> SequenceGuess:
     Returns
     -------
     SequenceGuess
-        ``heavily_t2_3d`` or ``unknown`` with basis ``"image-intensities"``.
+        ``heavily_t2_3d``, ``label_map`` (a handful of integer values: a segmentation or mask given as the image)
+        or ``unknown``, with basis ``"image-intensities"``.
     """
     from skimage.filters import threshold_otsu
 
@@ -132,6 +136,11 @@ def classify_intensities(array: np.ndarray) -> SequenceGuess:
     if finite.size == 0:
         return SequenceGuess(family="unknown", confidence=0.0, basis="image-intensities", reasons=["no finite voxels"])
     sample = finite[:: max(1, finite.size // 2_000_000)].astype(np.float64)
+    if np.array_equal(sample, np.rint(sample)):
+        values = np.unique(sample)
+        if values.size <= MAX_LABEL_VALUES:  # an MR image has hundreds of grey levels, even stored as 8 bits
+            return SequenceGuess(family="label_map", confidence=0.95, basis="image-intensities", reasons=[
+                f"only {values.size} distinct integer values: a label map or mask, not an MR image"])
     hi = np.percentile(sample, 99.5)
     head = sample[sample > 0.15 * hi]
     if head.size < 100 or head.min() == head.max():
