@@ -129,6 +129,19 @@ def csf_contrast_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
             "and the segmentation and every finding are unreliable"]
 
 
+def resolution_warnings(volume: Volume) -> list[str]:
+    """A warning when a voxel side is coarser than ``io.yaml`` ``nerve_resolution_mm`` (1 mm): the facial and
+    vestibulocochlear nerves are 1-2 mm across, so a 2D T2 with 3 mm slices, say, cannot show them or a gap
+    beside them, however well the image is segmented."""
+    limit = float(load_config("io.yaml")["nerve_resolution_mm"])
+    spacing = [float(s) for s in volume.spacing]
+    if max(spacing) <= limit * 1.02:
+        return []
+    return [f"voxels of {' x '.join(f'{s:.2g}' for s in spacing)} mm are coarser than {limit:g} mm: the cranial nerves "
+            "(1-2 mm across) and gaps beside them are not resolved, so contacts and gaps are unreliable; "
+            "NVC assessment needs a submillimetre 3D CISS/FIESTA/SPACE"]
+
+
 def run_analysis(source, *, affine=None, series: str | int | None = None, device: str = "auto",
                  networks: Networks | None = None, force: bool = False) -> Analysis:
     """Analyse one study.
@@ -163,7 +176,7 @@ def run_analysis(source, *, affine=None, series: str | int | None = None, device
     t_seg = time.perf_counter() - t0 - t_load
     findings = measure(segmentation.labels, image=volume.array)
     t_measure = time.perf_counter() - t0 - t_load - t_seg
-    warnings = list(volume.meta.warnings) + csf_contrast_warnings(volume, segmentation.labels.array)
+    warnings = list(volume.meta.warnings) + resolution_warnings(volume) + csf_contrast_warnings(volume, segmentation.labels.array)
     if problem:
         warnings.insert(0, f"{FORCED_WARNING}: {problem}")
     timings = {"load": t_load, "segmentation": t_seg, "measurement": t_measure}
