@@ -291,6 +291,9 @@ def test_analyze_header_loads_with_the_sides_unknown_and_colour_nifti_is_refused
     nib.save(nib.AnalyzeImage(oblique_volume.array, oblique_volume.affine), tmp_path / "old.hdr")
     loaded = load_volume(tmp_path / "old.img")
     assert loaded.shape == oblique_volume.shape
+    (tmp_path / "old.hdr").unlink()
+    with pytest.raises(InputError, match="old.img: image data without its header: old.hdr is missing"):
+        load_volume(tmp_path / "old.img")
     assert any("ANALYZE 7.5" in w and "left and right are not known" in w for w in loaded.meta.warnings)
 
     rgb = np.zeros(oblique_volume.shape, np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")]))

@@ -55,7 +55,9 @@ def _kind(path: Path) -> str:
     if not path.exists():
         raise InputError(path, "no such file or folder")
     if name.endswith((".img", ".img.gz")):  # the data half of a NIfTI/ANALYZE pair
-        return "nifti" if _header_of_pair(path).exists() else "unknown"
+        if not _header_of_pair(path).exists():
+            raise InputError(path, f"image data without its header: {_header_of_pair(path).name} is missing")
+        return "nifti"
     with open(path, "rb") as fh:
         raw = fh.read(352)
     if raw[:2] == b"\x1f\x8b":
