@@ -40,3 +40,23 @@ def oblique_volume() -> Volume:
 # Header attributes of a Siemens 3D T1 MPRAGE: written over a phantom series, the loader must take it for T1.
 T1_HEADER = dict(SeriesDescription="t1_mprage_sag_p2", SequenceName="*tfl3d1_16ns", ScanningSequence=["GR", "IR"],
                  SequenceVariant=["SK", "SP", "MP"], RepetitionTime=2300.0, EchoTime=2.3, InversionTime=900.0, FlipAngle=9.0)
+
+
+def write_enhanced_with_a_second_echo(enhanced_file: Path, path: Path) -> Path:
+    """The enhanced MR object rebuilt with a second echo (EffectiveEchoTime 90 ms; its pixels the first echo's
+    inverted) appended as frames at the same positions."""
+    import copy
+
+    import pydicom
+
+    ds = pydicom.dcmread(enhanced_file)
+    first_echo = ds.pixel_array
+    late_frames = copy.deepcopy(ds.PerFrameFunctionalGroupsSequence)
+    for frame in late_frames:
+        frame.MREchoSequence[0].EffectiveEchoTime = 90.0
+        frame.FrameContentSequence[0].DimensionIndexValues = [2, *frame.FrameContentSequence[0].DimensionIndexValues[1:]]
+    ds.PerFrameFunctionalGroupsSequence = list(ds.PerFrameFunctionalGroupsSequence) + list(late_frames)
+    ds.NumberOfFrames = 2 * len(first_echo)
+    ds.PixelData = np.concatenate([first_echo, (first_echo.max() - first_echo).astype(first_echo.dtype)]).tobytes()
+    ds.save_as(path)
+    return path

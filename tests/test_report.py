@@ -295,12 +295,18 @@ def test_nerve_plane_holds_the_nerve_and_the_artery():
     assert abs(up @ [0, 0, 1]) > 0.95 and up[2] > 0         # towards the artery, superior up
 
 
-def test_seg_on_an_enhanced_multiframe_source(real_data, tmp_path):
-    """The SEG path for enhanced MR (one file, per-frame geometry), on a real Siemens XA30 object."""
+@pytest.mark.parametrize("echoes", [1, 2])
+def test_seg_on_an_enhanced_multiframe_source(real_data, tmp_path, echoes):
+    """The SEG path for enhanced MR (one file, per-frame geometry), on a real Siemens XA30 object, and on the same
+    object with a second echo at the same positions (the SEG failed on its repeated plane positions)."""
     from nvc_mri.io import load_volume
     from nvc_mri.report.dicom.seg import build_seg
+    from tests.conftest import write_enhanced_with_a_second_echo
 
-    volume = load_volume(real_data / "xa30-enhanced-multiframe")
+    source = real_data / "xa30-enhanced-multiframe"
+    if echoes == 2:
+        source = write_enhanced_with_a_second_echo(next(source.rglob("*.dcm")), tmp_path / "two_echoes.dcm")
+    volume = load_volume(source)
     labels = np.zeros(volume.shape, np.uint8)
     labels[40:60, 50:70, 30:50] = 1
     labels[60:64, 58:62, 35:45] = 2

@@ -89,12 +89,10 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
     if len({tuple(np.round(np.asarray(o, float), 3)) for o in orientations}) > 1:
         raise InputError(source, "frames of the enhanced MR object have several orientations (mixed stacks)")
     warnings: list[str] = []
-    keep = np.arange(len(frames))
-    pos = np.asarray(positions, dtype=float)
-    if len({tuple(np.round(p, 2)) for p in pos}) < len(pos):
-        keep, which = _one_stack(frames, shared)
+    keep, which = analysed_frames(ds)
+    if which:
         warnings.append(f"enhanced object holds {len(frames)} frames at repeated positions; kept the {len(keep)} of {which}")
-        pos = pos[keep]
+    pos = np.asarray(positions, dtype=float)[keep]
     geom = stack_geometry(source, pos, np.asarray(orientations[0], float), tuple(spacings[0]))
     out = np.empty((pixels.shape[2], pixels.shape[1], len(keep)), dtype=np.float32)
     for k, idx in enumerate(keep[geom.order]):
@@ -106,9 +104,16 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
     return out, geom.affine_lps, geom.warnings + warnings + _grey_scale_upright(out, ds), [_header_only(ds)]
 
 
-def _one_stack(frames, shared: Dataset) -> tuple[np.ndarray, str]:
-    """Frames of one echo or time point, where an enhanced object repeats slice positions: the longest echo time
-    (the most T2-weighted, as for classic multi-echo series) when echoes differ, else the first time point."""
+def analysed_frames(header: Dataset) -> tuple[np.ndarray, str | None]:
+    """Indices of the frames of an enhanced MR object that make the volume, and which stack they are (None when
+    every frame is used). Where frames repeat slice positions (several echoes or time points), those of the
+    longest echo time (the most T2-weighted, as for classic multi-echo series) when echoes differ, else of the
+    first time point. The SEG references the same frames."""
+    shared = header.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in header else Dataset()
+    frames = header.PerFrameFunctionalGroupsSequence
+    positions = [_frame_value(f, shared, "PlanePositionSequence", "ImagePositionPatient") for f in frames]
+    if None in positions or len({tuple(np.round(np.asarray(p, float), 2)) for p in positions}) == len(positions):
+        return np.arange(len(frames)), None
     echo_times = [_frame_value(f, shared, "MREchoSequence", "EffectiveEchoTime") for f in frames]
     if None not in echo_times and len({float(t) for t in echo_times}) > 1:
         longest = max(float(t) for t in echo_times)

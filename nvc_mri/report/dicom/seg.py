@@ -12,6 +12,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from nvc_mri import __version__
+from nvc_mri.io.dicom import analysed_frames
 from nvc_mri.io.volume import LPS_TO_RAS, Volume
 from nvc_mri.report.dicom.codes import SEGMENTS
 
@@ -44,14 +45,18 @@ def frame_positions_lps(header: Dataset) -> np.ndarray:
 
 
 def source_frames(volume: Volume) -> list[tuple[Dataset, int, int]]:
-    """(source header, frame index, slice k of ``volume``) for every source frame.
+    """(source header, frame index, slice k of ``volume``) for every source frame the volume was made of.
 
     Each frame is placed by its position, so classic, enhanced and multi-echo series map alike.
     """
     inverse = np.linalg.inv(volume.affine)
     out = []
     for header in volume.headers:
-        for f, lps in enumerate(frame_positions_lps(header)):
+        positions = frame_positions_lps(header)
+        # of an enhanced object with several echoes, the frames the volume was made of
+        used = analysed_frames(header)[0] if "PerFrameFunctionalGroupsSequence" in header else range(len(positions))
+        for f in used:
+            lps = positions[f]
             index = inverse @ np.r_[(LPS_TO_RAS[:3, :3] @ lps), 1.0]
             k = int(round(index[2]))
             if np.any(np.abs(index[:2]) > 0.05) or abs(index[2] - k) > 0.05 or not 0 <= k < volume.shape[2]:
