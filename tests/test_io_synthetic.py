@@ -326,3 +326,15 @@ def test_files_without_the_part10_preamble_load_as_dcm2niix_reads_them(tmp_path)
     np.testing.assert_array_equal(bare.array, reference.array)
     np.testing.assert_allclose(bare.affine, reference.affine)
     assert [s.kind for s in find_studies(tmp_path / "cd")] == ["dicom"]
+
+
+def test_the_acquired_series_is_chosen_over_a_reformat_made_from_it(tmp_path):
+    """Scanners store MPR reformats and MIPs of the CISS as DERIVED series with the same sequence header; one with
+    more images than the acquired slab was chosen for being larger."""
+    study = dict(study_uid="1.2.826.0.1.3680043.10.1462.99.7")
+    write_dicom_series(make_volume(seed=1), tmp_path / "s" / "acquired", series_number=5, **study)
+    write_dicom_series(make_volume(seed=2, shape=(24, 20, 30)), tmp_path / "s" / "mpr", series_number=105, **study,
+                       overrides=dict(ImageType=["DERIVED", "SECONDARY", "MPR"], SeriesDescription="t2_ciss3d_MPR_thin"))
+    volume = load_volume(tmp_path / "s")
+    assert volume.meta.series_number == 5
+    assert any("(number 105) not analysed" in w for w in volume.meta.warnings)

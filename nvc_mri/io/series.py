@@ -34,6 +34,11 @@ class SeriesCandidate:
         return str(self.group.first.header.get("SeriesDescription", ""))
 
     @property
+    def is_original(self) -> bool:
+        """ImageType ORIGINAL (as acquired), not DERIVED (a reformat, MIP or subtraction made from another series)."""
+        return not self.group.first.image_type.upper().startswith("DERIVED")
+
+    @property
     def is_localizer(self) -> bool:
         return self.sequence.family == "localizer" or self.group.n_slices < 3
 
@@ -101,6 +106,7 @@ def _rank(c: SeriesCandidate) -> tuple:
         not c.is_localizer,
         c.group.problem is None,
         c.sequence.is_heavily_t2_3d,
+        c.is_original,  # the acquired slab, not a reformat or MIP made from it
         c.sequence.confidence if c.sequence.is_heavily_t2_3d else 0.0,
         c.group.n_slices,
         _echo_time_ms(c),  # of a multi-echo series, the most T2-weighted echo
