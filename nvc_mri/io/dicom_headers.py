@@ -210,8 +210,9 @@ def _echo_part(m: InstanceHeader, by_echo: bool, by_acquisition: bool) -> str:
     bits = []
     if by_echo:
         te = m.header.get("EchoTime")
-        bits.append(f"echo {m.echo_number if m.echo_number is not None else '?'}"
-                    + (f", TE {float(te):g} ms" if te not in (None, "") else ""))
+        echo = [f"echo {m.echo_number}"] if m.echo_number is not None else []
+        echo += [f"TE {float(te):g} ms"] if te not in (None, "") else []
+        bits.append(", ".join(echo) or "echo not numbered")
     if by_acquisition:
         bits.append(f"acquisition {m.acquisition_number if m.acquisition_number is not None else '?'}")
     return ", ".join(bits)
