@@ -338,3 +338,53 @@ def test_the_acquired_series_is_chosen_over_a_reformat_made_from_it(tmp_path):
     volume = load_volume(tmp_path / "s")
     assert volume.meta.series_number == 5
     assert any("(number 105) not analysed" in w for w in volume.meta.warnings)
+
+
+# Header values as Siemens, GE and Philips write them (from their protocol conventions), and what each series is.
+VENDOR_HEADERS = {
+    "siemens CISS": (dict(SeriesDescription="t2_ciss3d_tra_iso_0.5", SequenceName="*ci3d1", ScanningSequence="GR",
+                          MRAcquisitionType="3D", FlipAngle=50, EchoTime=2.6, RepetitionTime=5.3), "heavily_t2_3d"),
+    "siemens T2 SPACE (IAC)": (dict(SeriesDescription="t2_spc_tra_iac_0.5", SequenceName="*spcR_282ns", ScanningSequence="SE",
+                                    MRAcquisitionType="3D", FlipAngle=120, EchoTime=135, RepetitionTime=1200), "heavily_t2_3d"),
+    "siemens SPACE FLAIR": (dict(SeriesDescription="t2_space_dark-fluid_sag_p2_iso", SequenceName="*spcir_278ns",
+                                 ScanningSequence=["SE", "IR"], MRAcquisitionType="3D", FlipAngle=120, EchoTime=388,
+                                 RepetitionTime=5000, InversionTime=1800), "flair"),
+    "siemens SPACE DIR": (dict(SeriesDescription="t2_spc_dir_sag", SequenceName="*spcir2_230ns", ScanningSequence=["SE", "IR"],
+                               MRAcquisitionType="3D", EchoTime=300, RepetitionTime=7500, InversionTime=3000), "flair"),
+    "siemens T1 SPACE": (dict(SeriesDescription="t1_space_tra_iso", SequenceName="*spc_54ns", ScanningSequence="SE",
+                              MRAcquisitionType="3D", FlipAngle=120, EchoTime=12, RepetitionTime=700), "t1"),
+    "GE FIESTA-C": (dict(SeriesDescription="AX 3D FIESTA-C IAC", PulseSequenceName="fiesta", ScanningSequence="GR",
+                         MRAcquisitionType="3D", FlipAngle=60, EchoTime=2.1, RepetitionTime=5.0), "heavily_t2_3d"),
+    "GE CUBE T2": (dict(SeriesDescription="Sag CUBE T2", ScanningSequence="SE", MRAcquisitionType="3D", FlipAngle=90,
+                        EchoTime=90, RepetitionTime=2500), "heavily_t2_3d"),
+    "GE CUBE FLAIR": (dict(SeriesDescription="Sag CUBE FLAIR", ScanningSequence=["SE", "IR"], MRAcquisitionType="3D",
+                           FlipAngle=90, EchoTime=120, RepetitionTime=6000, InversionTime=1800), "flair"),
+    "philips 3D DRIVE": (dict(SeriesDescription="T2W_3D_DRIVE IAC", ScanningSequence="SE", MRAcquisitionType="3D",
+                              FlipAngle=90, EchoTime=200, RepetitionTime=1500), "heavily_t2_3d"),
+    "philips VISTA T1 +C": (dict(SeriesDescription="3D_T1W_VISTA_+C", ScanningSequence="SE", MRAcquisitionType="3D",
+                                 FlipAngle=90, EchoTime=25, RepetitionTime=400), "t1"),
+    "siemens TOF": (dict(SeriesDescription="tof_3d_multi-slab", SequenceName="*fl3d3r_t70", ScanningSequence="GR",
+                         MRAcquisitionType="3D", FlipAngle=18, EchoTime=3.6, RepetitionTime=22), "tof"),
+}
+
+
+@pytest.mark.parametrize("name", list(VENDOR_HEADERS))
+def test_series_rules_tell_cisternography_from_flair_and_t1_3d_spin_echo(name):
+    """SPACE/CUBE FLAIR, double inversion recovery and T1 SPACE/VISTA share SPACE's sequence name and 3D spin
+    echo; they were taken for heavily T2-weighted (confidence 0.41-0.67) and would have been analysed."""
+    from nvc_mri.io.sequence import classify_header
+
+    header, family = VENDOR_HEADERS[name]
+    assert classify_header(header).family == family
+
+
+def test_a_weakly_recognised_heavily_t2_series_is_warned_about(tmp_path):
+    """Contradictory header evidence on a CISS (a T1 protocol name, contrast, an inversion time): it is still the
+    likeliest cisternography, and the warnings say the guess is weak instead of the reason claiming there is none."""
+    write_dicom_series(make_volume(seed=1), tmp_path / "s", overrides=dict(
+        ProtocolName="t1_mprage_tra", ContrastBolusAgent="Gd", SeriesDescription="t2_ciss3d_tra_iso_post",
+        InversionTime=1600.0, MRAcquisitionType="3D"))
+    volume = load_volume(tmp_path / "s")
+    assert volume.meta.sequence.is_heavily_t2_3d and volume.meta.sequence.confidence < 0.5
+    assert "a weak guess" in volume.meta.selection_reason
+    assert any("only weakly recognised as heavily T2-weighted" in w for w in volume.meta.warnings)

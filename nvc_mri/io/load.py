@@ -22,6 +22,7 @@ from nvc_mri.io.series import (
     other_heavily_t2_series,
     other_parts_of_series,
     scan_dicom_folder,
+    weak_guess_warnings,
 )
 from nvc_mri.io.volume import Volume, VolumeMeta
 
@@ -183,7 +184,8 @@ def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> 
     candidates, _ = scan_dicom_folder(folder, source)
     chosen, reason = choose_series(source, candidates, series)
     volume = load_group(chosen.group, str(source), chosen.sequence, reason)
-    volume.meta.warnings += other_parts_of_series(candidates, chosen) + other_heavily_t2_series(candidates, chosen)
+    volume.meta.warnings += (weak_guess_warnings(chosen) + other_parts_of_series(candidates, chosen)
+                             + other_heavily_t2_series(candidates, chosen))
     return volume
 
 

@@ -159,6 +159,9 @@ def choose_series(
     min_conf = load_config("series_rules.yaml")["min_confidence"]
     if best.sequence.is_heavily_t2_3d and best.sequence.confidence >= min_conf:
         reason = f"heavily T2-weighted 3D series ({best.sequence.name}, confidence {best.sequence.confidence:.2f}) among {n_series} series"
+    elif best.sequence.is_heavily_t2_3d:
+        reason = (f"the likeliest heavily T2-weighted 3D series among {n_series} series, a weak guess "
+                  f"({best.sequence.name}, confidence {best.sequence.confidence:.2f} under {min_conf})")
     else:
         reason = (
             f"no heavily T2-weighted 3D series among {n_series} series; "
@@ -175,6 +178,17 @@ def other_heavily_t2_series(candidates: list[SeriesCandidate], chosen: SeriesCan
         return []
     numbers = ", ".join(str(c.group.first.series_number) for c in others)
     return [f"{len(others)} other heavily T2-weighted series (number {numbers}) not analysed; --series chooses another"]
+
+
+def weak_guess_warnings(chosen: SeriesCandidate) -> list[str]:
+    """A warning when the chosen series is taken for heavily T2-weighted on header evidence under ``min_confidence``
+    (conflicting rules fired), so that the reader checks it is a CISS/FIESTA/SPACE before trusting findings."""
+    min_conf = load_config("series_rules.yaml")["min_confidence"]
+    guess = chosen.sequence
+    if not guess.is_heavily_t2_3d or guess.confidence >= min_conf:
+        return []
+    return [f"the series header is only weakly recognised as heavily T2-weighted ({guess.name}, confidence "
+            f"{guess.confidence:.2f}): check that it is a CISS/FIESTA/SPACE cisternography before trusting the findings"]
 
 
 def other_parts_of_series(candidates: list[SeriesCandidate], chosen: SeriesCandidate) -> list[str]:
