@@ -363,6 +363,10 @@ VENDOR_HEADERS = {
                               FlipAngle=90, EchoTime=200, RepetitionTime=1500), "heavily_t2_3d"),
     "philips VISTA T1 +C": (dict(SeriesDescription="3D_T1W_VISTA_+C", ScanningSequence="SE", MRAcquisitionType="3D",
                                  FlipAngle=90, EchoTime=25, RepetitionTime=400), "t1"),
+    "philips balanced TFE": (dict(SeriesDescription="3D bTFE CPA", ScanningSequence="GR", MRAcquisitionType="3D",
+                                  FlipAngle=40, EchoTime=2.5, RepetitionTime=5.0), "heavily_t2_3d"),
+    "canon TrueSSFP": (dict(SeriesDescription="3D TrueSSFP IAC", ScanningSequence="GR", MRAcquisitionType="3D",
+                            FlipAngle=50, EchoTime=2.6, RepetitionTime=5.2), "heavily_t2_3d"),
     "siemens TOF": (dict(SeriesDescription="tof_3d_multi-slab", SequenceName="*fl3d3r_t70", ScanningSequence="GR",
                          MRAcquisitionType="3D", FlipAngle=18, EchoTime=3.6, RepetitionTime=22), "tof"),
 }
