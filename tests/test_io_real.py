@@ -91,3 +91,24 @@ def test_enhanced_object_with_two_echoes_keeps_the_longer_echo(real_data, tmp_pa
     assert volume.shape == single.shape
     np.testing.assert_array_equal(volume.array, single.array.max() - single.array)
     assert any("kept the 96 of the longest echo (TE 90 ms)" in w for w in volume.meta.warnings)
+
+
+def test_a_nifti_is_judged_by_the_json_sidecar_dcm2niix_writes_beside_it(tmp_path):
+    """dcm2niix (a real peer) writes the sequence header as a BIDS sidecar: a T1 converted to NIfTI is refused as a
+    T1 (the image alone could not tell), and a CISS is named CISS; without the sidecar the image is judged."""
+    from nvc_mri.analysis import sequence_problem
+    from nvc_mri.io.dicom_write import write_dicom_series
+    from tests.conftest import T1_HEADER, make_volume
+
+    if shutil.which("dcm2niix") is None:
+        pytest.fail("dcm2niix is required (apt-get install dcm2niix)")
+    for name, overrides in (("ciss", None), ("t1", T1_HEADER)):
+        write_dicom_series(make_volume(seed=1), tmp_path / name, overrides=overrides)
+        subprocess.run(["dcm2niix", "-z", "y", "-b", "y", "-f", name, "-o", str(tmp_path), str(tmp_path / name)],
+                       check=True, capture_output=True)
+    ciss, t1 = load_volume(tmp_path / "ciss.nii.gz"), load_volume(tmp_path / "t1.nii.gz")
+    assert (ciss.meta.sequence.basis, ciss.meta.sequence.name) == ("bids-sidecar", "CISS")
+    assert ciss.meta.header["EchoTime"] == pytest.approx(2.5)  # BIDS seconds read as the rules' milliseconds
+    assert t1.meta.sequence.family == "t1" and "series is t1" in sequence_problem(t1)
+    (tmp_path / "t1.json").unlink()
+    assert load_volume(tmp_path / "t1.nii.gz").meta.sequence.basis == "image-intensities"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from nvc_mri.config import load_config
 from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
 from nvc_mri.io.geometry import check_spacing, check_voxels
-from nvc_mri.io.sequence import classify_intensities
+from nvc_mri.io.sequence import SequenceGuess, classify_header, classify_intensities, sidecar_header
 from nvc_mri.io.series import (
     SeriesCandidate,
     choose_series,
@@ -132,25 +133,55 @@ def _load_nifti(path: Path) -> Volume:
         raise InputError(path, "NIfTI affine is singular (zero voxel size)")
     check_spacing(str(path), tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     check_voxels(str(path), array)
-    guess = classify_intensities(array)
-    warnings = []
+    guess, header, warnings = _nifti_sequence(path, array)
     if not oriented:
         # nibabel then assumes its default axes; every finding names a side, so this must be said
         what = "NIfTI has no orientation (sform and qform codes 0)" if "sform_code" in raw.keys() \
             else "ANALYZE 7.5 header has no orientation"
         warnings.append(f"{what}: the axes are assumed, so the patient's "
                         "left and right are not known; check each side against the images or fix the header")
-    if guess.family == "label_map":
-        warnings.append(guess.reasons[0])
-    elif not guess.is_heavily_t2_3d or guess.confidence < 0.6:
-        warnings.append(
+    meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
+                      source_files=[str(path)], warnings=warnings, header=header)
+    return Volume(array=array, affine=affine, meta=meta)
+
+
+def bids_sidecar(path: Path) -> dict | None:
+    """The JSON sidecar dcm2niix and BIDS put beside a NIfTI (``scan.nii.gz`` -> ``scan.json``), or None."""
+    name = path.name
+    for ending in (".nii.gz", ".nii", ".hdr", ".img", ".hdr.gz", ".img.gz"):
+        if name.lower().endswith(ending):
+            name = name[: -len(ending)]
+            break
+    sidecar = path.with_name(name + ".json")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _nifti_sequence(path: Path, array: np.ndarray) -> tuple[SequenceGuess, dict, list[str]]:
+    """What a NIfTI holds: from its BIDS sidecar's sequence header when there is one that the series rules
+    recognise (basis ``"bids-sidecar"``), else judged from the image; the header kept, and warnings."""
+    image_guess = classify_intensities(array)
+    if image_guess.family == "label_map":
+        return image_guess, {}, [image_guess.reasons[0]]
+    sidecar = bids_sidecar(path)
+    header = sidecar_header(sidecar) if sidecar else {}
+    header_guess = classify_header(header) if header else None
+    if header_guess is not None and header_guess.family != "unknown":
+        guess = header_guess.model_copy(update={"basis": "bids-sidecar"})
+        warnings = weak_guess_warnings(guess)
+        if guess.is_heavily_t2_3d and not image_guess.is_heavily_t2_3d and image_guess.confidence >= 0.6:
+            warnings.append("the JSON sidecar names a heavily T2-weighted sequence, but in the image CSF does not look "
+                            "clearly brighter than brain: check that the sidecar belongs to this image")
+        return guess, header, warnings
+    if not image_guess.is_heavily_t2_3d or image_guess.confidence < 0.6:
+        return image_guess, header, [
             "NIfTI has no sequence header; judged from intensities, "
             + ("CSF does not look clearly brighter than brain: this may not be a heavily T2-weighted image"
-               if not guess.is_heavily_t2_3d else "it looks heavily T2-weighted, but the guess is weak")
-        )
-    meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
-                      source_files=[str(path)], warnings=warnings)
-    return Volume(array=array, affine=affine, meta=meta)
+               if not image_guess.is_heavily_t2_3d else "it looks heavily T2-weighted, but the guess is weak")]
+    return image_guess, header, []
 
 
 def _extract_zip(path: Path, into: Path) -> None:
@@ -184,7 +215,7 @@ def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> 
     candidates, _ = scan_dicom_folder(folder, source)
     chosen, reason = choose_series(source, candidates, series)
     volume = load_group(chosen.group, str(source), chosen.sequence, reason)
-    volume.meta.warnings += (weak_guess_warnings(chosen) + other_parts_of_series(candidates, chosen)
+    volume.meta.warnings += (weak_guess_warnings(chosen.sequence) + other_parts_of_series(candidates, chosen)
                              + other_heavily_t2_series(candidates, chosen))
     return volume
 

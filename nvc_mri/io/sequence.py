@@ -67,6 +67,32 @@ def _sequence_name(header: Mapping[str, Any], rules: Mapping[str, Any]) -> str |
     return None
 
 
+BIDS_SECONDS = ("EchoTime", "RepetitionTime", "InversionTime")  # BIDS gives times in s, the rules read ms
+
+
+def sidecar_header(sidecar: Mapping[str, Any]) -> dict[str, Any]:
+    """The sequence attributes of a BIDS JSON sidecar (as dcm2niix writes beside a NIfTI), keyed and scaled as
+    DICOM has them, for :func:`classify_header`: times in ms, ``ManufacturersModelName`` as
+    ``ManufacturerModelName``. Nothing else is kept (sidecars may hold more than the sequence)."""
+    from nvc_mri.io.dicom_headers import SEQUENCE_KEYWORDS
+
+    source = dict(sidecar)
+    if "ManufacturersModelName" in source:
+        source.setdefault("ManufacturerModelName", source["ManufacturersModelName"])
+    header = {}
+    for keyword in SEQUENCE_KEYWORDS:
+        value = source.get(keyword)
+        if value is None or value == "":
+            continue
+        if keyword in BIDS_SECONDS:
+            try:
+                value = float(value) * 1000.0
+            except (TypeError, ValueError):
+                continue
+        header[keyword] = value
+    return header
+
+
 def classify_header(header: Mapping[str, Any], rules: Mapping[str, Any] | None = None) -> SequenceGuess:
     """Guess the sequence family of a DICOM series from its header attributes.
 

@@ -180,11 +180,10 @@ def other_heavily_t2_series(candidates: list[SeriesCandidate], chosen: SeriesCan
     return [f"{len(others)} other heavily T2-weighted series (number {numbers}) not analysed; --series chooses another"]
 
 
-def weak_guess_warnings(chosen: SeriesCandidate) -> list[str]:
-    """A warning when the chosen series is taken for heavily T2-weighted on header evidence under ``min_confidence``
-    (conflicting rules fired), so that the reader checks it is a CISS/FIESTA/SPACE before trusting findings."""
+def weak_guess_warnings(guess: SequenceGuess) -> list[str]:
+    """A warning when a series is taken for heavily T2-weighted on header evidence (DICOM or a BIDS sidecar) under
+    ``min_confidence`` (conflicting rules fired), so that the reader checks it is a CISS/FIESTA/SPACE."""
     min_conf = load_config("series_rules.yaml")["min_confidence"]
-    guess = chosen.sequence
     if not guess.is_heavily_t2_3d or guess.confidence >= min_conf:
         return []
     return [f"the series header is only weakly recognised as heavily T2-weighted ({guess.name}, confidence "
