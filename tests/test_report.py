@@ -61,6 +61,7 @@ def test_analyze_writes_every_output_and_a_schema_valid_report(analysed, study):
     jsonschema.validate(data, json.loads(schema_path().read_text()))
     report = Report.model_validate(data)
     assert report.schema_version == "1.1" and report.input.series_instance_uid and report.input.is_heavily_t2_3d
+    assert report.input.sequence_basis == "dicom-header"
     assert report.input.shape == list(nib.load(analysed / "labels.nii.gz").shape)
     assert len(report.software.model_sha256) == 64 and not report.forced
     assert not any("CSF around the brainstem" in w for w in report.warnings)  # the image check agrees with the header

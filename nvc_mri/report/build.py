@@ -27,6 +27,7 @@ def input_info(volume: Volume) -> InputInfo:
         series_part=meta.series_part if dicom else None,
         shape=list(volume.shape), spacing_mm=[round(s, 4) for s in volume.spacing], orientation=volume.orientation,
         sequence=meta.sequence.name or meta.sequence.family, sequence_confidence=meta.sequence.confidence,
+        sequence_basis=meta.sequence.basis,
         is_heavily_t2_3d=meta.is_heavily_t2_3d,
     )
 

@@ -92,7 +92,8 @@ def report_html(report: Report, images: list[KeyImage]) -> str:
     source = (inp.series_description or inp.path or "image from memory") + (f" ({inp.series_part})" if inp.series_part else "")
     provenance = [("Input", source), ("Format", inp.format), ("Series UID", inp.series_instance_uid),
                   ("Grid", f"{' x '.join(map(str, inp.shape))} voxels, {' x '.join(f'{s:.3g}' for s in inp.spacing_mm)} mm, {inp.orientation}"),
-                  ("Sequence", f"{inp.sequence} (confidence {inp.sequence_confidence:.2f})"),
+                  ("Sequence", f"{inp.sequence} (confidence {inp.sequence_confidence:.2f}"
+                               + (f", from the {inp.sequence_basis.replace('-', ' ')})" if inp.sequence_basis else ")")),
                   ("Fine segmentation over", report.segmentation.fine_pass_region.replace("_", " ")),
                   ("Software", f"{sw.name} {sw.version}"), ("Model", f"{sw.model_file}, sha256 {sw.model_sha256[:16]}..."),
                   ("Created (UTC)", report.created_utc), ("Coordinates", report.coordinate_system),

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nvc_mri.measure.findings import ArteryRelation, Conflict, LesionFindings, NerveCourse, Segment, Severity, VesselName
 
-SCHEMA_VERSION = "1.1"  # 1.1: input.series_part
+SCHEMA_VERSION = "1.1"  # 1.1: input.series_part, input.sequence_basis
 COORDINATES = "RAS+ world millimetres (x: patient right, y: anterior, z: superior)"
 Point = list[float]
 
@@ -45,6 +45,8 @@ class InputInfo(_Strict):
     orientation: str = Field(description="direction each array axis points to, e.g. 'LPS'")
     sequence: str = Field(description="sequence name or family as recognised (e.g. CISS, FIESTA, heavily_t2_3d, t1)")
     sequence_confidence: float
+    sequence_basis: str | None = Field(None, description="what the sequence was judged from: dicom-header, bids-sidecar "
+                                                         "(a NIfTI's JSON sidecar) or image-intensities")
     is_heavily_t2_3d: bool
 
 
