@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from nibabel.affines import apply_affine
 
 from nvc_mri.config import load_config
 from nvc_mri.errors import InputError
 from nvc_mri.io import Volume, load_volume
 from nvc_mri.io.convert import as_volume
 from nvc_mri.io.sequence import csf_brainstem_ratio
+from nvc_mri.labels import Label
 from nvc_mri.measure import measure
 from nvc_mri.measure.findings import Findings
 from nvc_mri.report.build import build_report
@@ -142,6 +144,25 @@ def resolution_warnings(volume: Volume) -> list[str]:
             "NVC assessment needs a submillimetre 3D CISS/FIESTA/SPACE"]
 
 
+def midline_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
+    """DICOM input only: a warning when the brainstem label's centre lies further than ``io.yaml``
+    ``max_midline_offset_mm`` from x = 0. DICOM patient coordinates start on the magnet's axis and a head coil
+    centres the head on it (within about 10 mm on the real series at hand), while the sides of every finding are
+    told from the brainstem label's centre; a label that far off is likely other tissue, and the sides with it."""
+    if not volume.meta.format.startswith("dicom"):
+        return []  # a NIfTI's origin may be anywhere (a corner, the AC)
+    brainstem = np.argwhere(labels == Label.BRAINSTEM)
+    if len(brainstem) == 0:
+        return []
+    x = float(apply_affine(volume.affine, brainstem.mean(axis=0))[0])
+    limit = float(load_config("io.yaml")["max_midline_offset_mm"])
+    if abs(x) <= limit:
+        return []
+    return [f"the brainstem label is centred {abs(x):.0f} mm {'right' if x > 0 else 'left'} of the scanner's midline "
+            f"(x = 0), where a head in a head coil lies within about 10 mm: it may be other tissue, and left and right "
+            "are told from it; check the key images"]
+
+
 def run_analysis(source, *, affine=None, series: str | int | None = None, device: str = "auto",
                  networks: Networks | None = None, force: bool = False) -> Analysis:
     """Analyse one study.
@@ -176,7 +197,9 @@ def run_analysis(source, *, affine=None, series: str | int | None = None, device
     t_seg = time.perf_counter() - t0 - t_load
     findings = measure(segmentation.labels, image=volume.array)
     t_measure = time.perf_counter() - t0 - t_load - t_seg
-    warnings = list(volume.meta.warnings) + resolution_warnings(volume) + csf_contrast_warnings(volume, segmentation.labels.array)
+    labels = segmentation.labels.array
+    warnings = (list(volume.meta.warnings) + resolution_warnings(volume) + midline_warnings(volume, labels)
+                + csf_contrast_warnings(volume, labels))
     if problem:
         warnings.insert(0, f"{FORCED_WARNING}: {problem}")
     timings = {"load": t_load, "segmentation": t_seg, "measurement": t_measure}

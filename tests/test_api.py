@@ -82,3 +82,25 @@ def test_slices_too_thick_for_the_nerves_are_warned_about(case):
     from nvc_mri.analysis import resolution_warnings
 
     assert resolution_warnings(fine) == []
+
+
+def test_a_brainstem_label_far_from_the_scanners_midline_is_warned_about():
+    """Sides are told from the brainstem label's centre. On DICOM input x = 0 is the magnet's axis, where the head
+    lies (real series here: brainstem label centres 0.1-5.4 mm from it), so a label centred 40 mm off is likely other
+    tissue, as when a slab cuts the brainstem (a half-volume phantom read its right nerve as the left one)."""
+    from nvc_mri.analysis import midline_warnings
+    from nvc_mri.io.volume import Volume, VolumeMeta
+    from nvc_mri.io.sequence import SequenceGuess
+
+    labels = np.zeros((40, 40, 10), np.uint8)
+    labels[15:25, 15:25, :] = 1  # brainstem, centred on voxel (19.5, 19.5)
+    meta = VolumeMeta(source="s", format="dicom", sequence=SequenceGuess(family="heavily_t2_3d", confidence=0.9, basis="dicom-header"))
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = [-19.5, -19.5, 0.0]
+    centred = Volume(labels.astype(np.float32), affine, meta)
+    assert midline_warnings(centred, labels) == []
+    affine[0, 3] = 20.5  # centre at x = +40 mm: the patient's right
+    off = Volume(labels.astype(np.float32), affine, meta)
+    assert "centred 40 mm right of the scanner's midline" in midline_warnings(off, labels)[0]
+    nifti = Volume(labels.astype(np.float32), affine, meta.model_copy(update={"format": "nifti"}))
+    assert midline_warnings(nifti, labels) == []  # a NIfTI's origin may be anywhere
