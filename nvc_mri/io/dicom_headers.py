@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 ENHANCED_MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -140,7 +139,7 @@ def read_instance_header(path: str) -> InstanceHeader | None:
     """Header of one file, or ``None`` when the file is not a DICOM image instance."""
     try:
         ds = read_dicom(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError):
+    except Exception:  # not DICOM, damaged, or (read with force) a file that only began like a data set
         return None
     sop = str(ds.get("SOPClassUID", ""))
     if not sop or "SeriesInstanceUID" not in ds or "Rows" not in ds:
@@ -180,7 +179,7 @@ class SeriesGroup:
     key: str
     instances: list[InstanceHeader]
     problem: str | None = None
-    part: str | None = None  # e.g. "echo 2 (TE 90 ms)" when the series holds several parts
+    part: str | None = None  # e.g. "echo 2, TE 90 ms" when the series holds several parts
     label: str = ""  # how a user names it: "3" for a whole series, "3#2" for its second part
 
     @property

@@ -104,7 +104,7 @@ def _open_nifti(path: Path) -> tuple[nib.spatialimages.SpatialImage, nib.spatial
 def _as_intensities(path: Path, array: np.ndarray) -> np.ndarray:
     """float32 voxels; complex data become their magnitude, colour data are refused, trailing axes of
     length 1 (x, y, z, 1, 1) are dropped."""
-    if array.dtype.names is not None or array.dtype == np.uint8 and array.ndim == 4 and array.shape[3] in (3, 4):
+    if array.dtype.names is not None:  # nibabel's RGB24/RGBA32
         raise InputError(path, "colour (RGB) image, not MR intensities")
     if np.iscomplexobj(array):
         array = np.abs(array)
@@ -148,7 +148,7 @@ def _load_nifti(path: Path) -> Volume:
 def bids_sidecar(path: Path) -> dict | None:
     """The JSON sidecar dcm2niix and BIDS put beside a NIfTI (``scan.nii.gz`` -> ``scan.json``), or None."""
     name = path.name
-    for ending in (".nii.gz", ".nii", ".hdr", ".img", ".hdr.gz", ".img.gz"):
+    for ending in NIFTI_NAMES:
         if name.lower().endswith(ending):
             name = name[: -len(ending)]
             break
