@@ -392,3 +392,18 @@ def test_a_weakly_recognised_heavily_t2_series_is_warned_about(tmp_path):
     assert volume.meta.sequence.is_heavily_t2_3d and volume.meta.sequence.confidence < 0.5
     assert "a weak guess" in volume.meta.selection_reason
     assert any("only weakly recognised as heavily T2-weighted" in w for w in volume.meta.warnings)
+
+
+def test_nifti_whose_sform_and_qform_disagree_is_warned_about(tmp_path, oblique_volume):
+    """A tool that flips the image and rewrites only one of the two NIfTI orientations leaves them mirrored: the
+    loader uses the sform (as nibabel does), and says that the sides may be swapped."""
+    img = nib.Nifti1Image(oblique_volume.array, oblique_volume.affine)
+    nib.save(img, tmp_path / "agree.nii.gz")
+    assert not any("disagree" in w for w in load_volume(tmp_path / "agree.nii.gz").meta.warnings)
+    mirrored = oblique_volume.affine.copy()
+    mirrored[:, 0] *= -1
+    img.set_qform(mirrored, code=1)
+    nib.save(img, tmp_path / "mirrored.nii.gz")
+    loaded = load_volume(tmp_path / "mirrored.nii.gz")
+    np.testing.assert_allclose(loaded.affine, oblique_volume.affine, atol=1e-5)
+    assert any("sform and qform disagree" in w and "one of them mirrored" in w for w in loaded.meta.warnings)

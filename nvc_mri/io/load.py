@@ -123,7 +123,6 @@ def _load_nifti(path: Path) -> Volume:
         raise InputError(path, f"NIfTI file is truncated ({exc.__class__.__name__})") from None
     except Exception as exc:  # nibabel raises ValueError/ImageFileError/OSError for damaged files
         raise InputError(path, f"not a readable NIfTI file ({str(exc).splitlines()[0][:120]})") from None
-    oriented = "sform_code" in raw.keys() and (int(raw["sform_code"]) > 0 or int(raw["qform_code"]) > 0)
     if not ("sform_code" in raw.keys() and int(raw["sform_code"]) > 0) and np.any(raw["pixdim"][1:4] <= 0):
         raise InputError(path, f"zero or negative voxel spacing in the header (pixdim {raw['pixdim'][1:4].tolist()})")
     if array.ndim != 3:
@@ -134,15 +133,36 @@ def _load_nifti(path: Path) -> Volume:
     check_spacing(str(path), tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     check_voxels(str(path), array)
     guess, header, warnings = _nifti_sequence(path, array)
-    if not oriented:
-        # nibabel then assumes its default axes; every finding names a side, so this must be said
-        what = "NIfTI has no orientation (sform and qform codes 0)" if "sform_code" in raw.keys() \
-            else "ANALYZE 7.5 header has no orientation"
-        warnings.append(f"{what}: the axes are assumed, so the patient's "
-                        "left and right are not known; check each side against the images or fix the header")
+    warnings += _orientation_warnings(raw)
     meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
                       source_files=[str(path)], warnings=warnings, header=header)
     return Volume(array=array, affine=affine, meta=meta)
+
+
+def _orientation_warnings(raw: nib.spatialimages.SpatialHeader) -> list[str]:
+    """Warnings about a NIfTI's orientation, which decides every finding's side: none stored (nibabel then assumes
+    its default axes), or an sform and a qform that disagree (a tool changed one of them, perhaps flipping the
+    image; nibabel, and so this loader, uses the sform)."""
+    unknown = ("the axes are assumed, so the patient's left and right are not known; check each side against the "
+               "images or fix the header")
+    if "sform_code" not in raw.keys():
+        return [f"ANALYZE 7.5 header has no orientation: {unknown}"]
+    sform_code, qform_code = int(raw["sform_code"]), int(raw["qform_code"])
+    if sform_code == 0 and qform_code == 0:
+        return [f"NIfTI has no orientation (sform and qform codes 0): {unknown}"]
+    if sform_code == 0 or qform_code == 0:
+        return []
+    sform, qform = raw.get_sform(), raw.get_qform()
+    s_axes = sform[:3, :3] / np.linalg.norm(sform[:3, :3], axis=0)
+    q_axes = qform[:3, :3] / np.linalg.norm(qform[:3, :3], axis=0)
+    turned = float(np.degrees(np.arccos(np.clip(np.min(np.sum(s_axes * q_axes, axis=0)), -1.0, 1.0))))
+    shifted = float(np.linalg.norm(sform[:3, 3] - qform[:3, 3]))
+    if turned <= 1.0 and shifted <= 1.0:
+        return []
+    flipped = bool(np.sign(np.linalg.det(sform[:3, :3])) != np.sign(np.linalg.det(qform[:3, :3])))
+    return [f"NIfTI sform and qform disagree (axes {turned:.0f} deg apart{', one of them mirrored' if flipped else ''}, "
+            f"origins {shifted:.1f} mm apart): the sform was used; if a tool changed one of them, left and right may "
+            "be swapped: check each side against the images"]
 
 
 def bids_sidecar(path: Path) -> dict | None:
