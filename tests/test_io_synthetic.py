@@ -407,3 +407,16 @@ def test_nifti_whose_sform_and_qform_disagree_is_warned_about(tmp_path, oblique_
     loaded = load_volume(tmp_path / "mirrored.nii.gz")
     np.testing.assert_allclose(loaded.affine, oblique_volume.affine, atol=1e-5)
     assert any("sform and qform disagree" in w and "one of them mirrored" in w for w in loaded.meta.warnings)
+
+
+def test_a_study_exported_twice_into_one_folder_loads_once(tmp_path):
+    """The same instances in two subfolders (a CD copied twice, a study sent twice): each SOPInstanceUID counts once,
+    instead of every slice position appearing twice ('several slices share one position')."""
+    import shutil
+
+    write_dicom_series(make_volume(seed=1), tmp_path / "study" / "export1")
+    shutil.copytree(tmp_path / "study" / "export1", tmp_path / "study" / "export2")
+    once = load_volume(tmp_path / "study" / "export1")
+    twice = load_volume(tmp_path / "study")
+    assert twice.shape == once.shape
+    np.testing.assert_array_equal(twice.array, once.array)

@@ -35,6 +35,7 @@ class InstanceHeader:
 
     path: str
     sop_class_uid: str
+    sop_instance_uid: str | None
     series_uid: str
     study_uid: str | None
     frame_of_reference_uid: str | None
@@ -147,6 +148,7 @@ def read_instance_header(path: str) -> InstanceHeader | None:
     return InstanceHeader(
         path=path,
         sop_class_uid=sop,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")) or None,
         series_uid=str(ds.SeriesInstanceUID),
         study_uid=str(ds.get("StudyInstanceUID", "")) or None,
         frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")) or None,

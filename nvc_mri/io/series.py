@@ -66,6 +66,8 @@ def scan_dicom_folder(folder: Path, source: Path | None = None) -> tuple[list[Se
     ``source`` is what the user gave (a zip or a single file unpacked or linked into the temporary ``folder``),
     named in errors instead of the temporary folder.
 
+    An instance stored twice (same SOPInstanceUID, as when a study was exported or sent twice) counts once.
+
     Returns
     -------
     candidates : list of SeriesCandidate
@@ -77,12 +79,16 @@ def scan_dicom_folder(folder: Path, source: Path | None = None) -> tuple[list[Se
     if not files:
         raise InputError(source or folder, "folder is empty")
     headers: list[InstanceHeader] = []
+    seen: set[str] = set()
     n_other = 0
     for f in files:
         h = read_instance_header(f)
         if h is None:
             continue
         if h.sop_class_uid in MR_IMAGE_CLASSES:
+            if h.sop_instance_uid in seen:  # the same instance stored twice (a study exported or sent again)
+                continue
+            seen.add(h.sop_instance_uid or f)
             headers.append(h)
         else:
             n_other += 1
