@@ -106,6 +106,34 @@ def test_dicom_objects_pass_dciodvfy(analysed):
         assert _dciodvfy_errors(analysed / "dicom" / name) == [], name
 
 
+@pytest.mark.parametrize("character_set, name", [
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese: empty first value (default repertoire)
+    ("ISO_IR 100", "Müller^Jürgen"),
+    ("ISO_IR100", "Müller^Jürgen"),  # misspelt by the sender; pydicom reads it as Latin-1
+])
+def test_dicom_outputs_keep_the_patients_name_in_any_character_set(analysed, study, tmp_path, character_set, name):
+    """The outputs copy the patient's name from the source and must encode it: a Japanese study's character set
+    (``\\ISO 2022 IR 87``) made highdicom refuse to build the SEG, and the study got only error.json."""
+    from nvc_mri.io import load_volume
+    from nvc_mri.report.dicom import write_dicom
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for path in study.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = character_set
+        ds.PatientName = name
+        ds.save_as(source / path.name, enforce_file_format=True)
+    volume = load_volume(source)
+    report = Report.model_validate_json((analysed / "report.json").read_text())
+    labels = np.asarray(nib.load(analysed / "labels.nii.gz").dataobj)
+    paths = write_dicom(report, volume, labels, np.zeros((64, 96, 3), np.uint8), tmp_path / "dicom")
+    for path in paths:
+        assert str(pydicom.dcmread(path).PatientName) == name, path.name
+        if shutil.which("dciodvfy"):
+            assert _dciodvfy_errors(path) == [], path.name
+
+
 def test_seg_decodes_to_the_label_map(analysed, study):
     seg = hd.seg.segread(analysed / "dicom" / "seg.dcm")
     labels = np.asarray(nib.load(analysed / "labels.nii.gz").dataobj)

@@ -7,7 +7,7 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from nvc_mri.io.volume import Volume
-from nvc_mri.report.dicom.seg import MANUFACTURER, without_header_warnings
+from nvc_mri.report.dicom.seg import MANUFACTURER, output_character_set, without_header_warnings
 
 
 @without_header_warnings
@@ -21,6 +21,7 @@ def build_key_images(volume: Volume, montage: np.ndarray, series_number: int, de
         ref_dataset=volume.headers[0], pixel_array=np.ascontiguousarray(montage, np.uint8), photometric_interpretation="RGB",
         bits_allocated=8, coordinate_system="PATIENT", patient_orientation=("L", "P"), series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
+        specific_character_set=output_character_set(volume.headers[0]),
     )
     sc.SeriesDescription = description[:64]
     sc.Laterality = ""  # both sides are shown (Type 2C in the General Series module)

@@ -29,7 +29,35 @@ def without_header_warnings(build):
             return build(*args, **kwargs)
 
     return quiet
+
+
 MODEL_NAME = "nvc-mri"
+UTF8 = "ISO_IR 192"
+KNOWN_CHARACTER_SETS = {term.value for term in hd.enum.SpecificCharacterSetValues}
+MULTI_BYTE_EXTENSIONS = {"ISO 2022 IR 87", "ISO 2022 IR 159", "ISO 2022 IR 149"}
+
+
+def output_character_set(header: Dataset) -> str | list[str] | None:
+    """SpecificCharacterSet for the outputs: the source's, in a form highdicom accepts.
+
+    The outputs copy the patient's and study's names, so they keep the source's character set. Japanese
+    studies write ``\\ISO 2022 IR 87``, whose empty first value means the default repertoire: it becomes
+    ``ISO 2022 IR 6``, which PS3.3 C.12.1.1.2 makes equivalent. A term highdicom does not know (misspelt
+    by the sender; pydicom decoded it by its nearest match) becomes UTF-8, which encodes any decoded text.
+    """
+    value = header.get("SpecificCharacterSet")
+    terms = [value] if isinstance(value, str) else list(value or [])
+    if len(terms) > 1 and not terms[0]:
+        terms[0] = "ISO 2022 IR 6"
+    terms = [term for term in terms if term]
+    if not terms:
+        return None
+    extensions = [term.startswith("ISO 2022") for term in terms]
+    # one term without code extensions, or several that all have them and start with a single-byte one
+    valid = set(terms) <= KNOWN_CHARACTER_SETS and (all(extensions) if len(terms) > 1 else not extensions[0])
+    if not valid or (len(terms) > 1 and terms[0] in MULTI_BYTE_EXTENSIONS):
+        return UTF8
+    return terms[0] if len(terms) == 1 else terms
 
 
 def frame_positions_lps(header: Dataset) -> np.ndarray:
@@ -139,5 +167,5 @@ def build_seg(volume: Volume, labels: np.ndarray, series_number: int, descriptio
         segment_descriptions=segment_descriptions(__version__), series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME,
         software_versions=__version__, device_serial_number="0", content_description=description[:64], content_label="NVC_LABELS",
-        series_description=description[:64], **geometry,
+        series_description=description[:64], specific_character_set=output_character_set(volume.headers[0]), **geometry,
     )
