@@ -106,6 +106,26 @@ def test_dicom_objects_pass_dciodvfy(analysed):
         assert _dciodvfy_errors(analysed / "dicom" / name) == [], name
 
 
+def _edited_copy(study: Path, folder: Path, edit) -> Path:
+    """The study's instances with ``edit(dataset)`` applied to each, in ``folder``."""
+    folder.mkdir()
+    for path in study.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(folder / path.name, enforce_file_format=True)
+    return folder
+
+
+def _write_dicom_outputs(analysed: Path, source: Path, folder: Path) -> list[Path]:
+    """SEG, SR and key images for ``source`` (the analysed study, edited), from the analysed report and labels."""
+    from nvc_mri.io import load_volume
+    from nvc_mri.report.dicom import write_dicom
+
+    report = Report.model_validate_json((analysed / "report.json").read_text())
+    labels = np.asarray(nib.load(analysed / "labels.nii.gz").dataobj)
+    return write_dicom(report, load_volume(source), labels, np.zeros((64, 96, 3), np.uint8), folder)
+
+
 @pytest.mark.parametrize("character_set, name", [
     (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # Japanese: empty first value (default repertoire)
     ("ISO_IR 100", "Müller^Jürgen"),
@@ -114,24 +134,53 @@ def test_dicom_objects_pass_dciodvfy(analysed):
 def test_dicom_outputs_keep_the_patients_name_in_any_character_set(analysed, study, tmp_path, character_set, name):
     """The outputs copy the patient's name from the source and must encode it: a Japanese study's character set
     (``\\ISO 2022 IR 87``) made highdicom refuse to build the SEG, and the study got only error.json."""
-    from nvc_mri.io import load_volume
-    from nvc_mri.report.dicom import write_dicom
 
-    source = tmp_path / "source"
-    source.mkdir()
-    for path in study.glob("*.dcm"):
-        ds = pydicom.dcmread(path)
+    def edit(ds):
         ds.SpecificCharacterSet = character_set
         ds.PatientName = name
-        ds.save_as(source / path.name, enforce_file_format=True)
-    volume = load_volume(source)
-    report = Report.model_validate_json((analysed / "report.json").read_text())
-    labels = np.asarray(nib.load(analysed / "labels.nii.gz").dataobj)
-    paths = write_dicom(report, volume, labels, np.zeros((64, 96, 3), np.uint8), tmp_path / "dicom")
-    for path in paths:
+
+    for path in _write_dicom_outputs(analysed, _edited_copy(study, tmp_path / "source", edit), tmp_path / "dicom"):
         assert str(pydicom.dcmread(path).PatientName) == name, path.name
         if shutil.which("dciodvfy"):
             assert _dciodvfy_errors(path) == [], path.name
+
+
+def test_dicom_outputs_of_a_de_identified_source(analysed, study, tmp_path):
+    """De-identified exports drop Type 2 attributes (patient, study, slice thickness) that highdicom reads from the
+    source; the SEG failed for want of them and the study got only error.json. The source's files are not changed."""
+    dropped = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate",
+               "StudyTime", "ReferringPhysicianName", "SliceThickness")
+
+    def edit(ds):
+        for keyword in dropped:
+            delattr(ds, keyword)
+
+    source = _edited_copy(study, tmp_path / "source", edit)
+    for path in _write_dicom_outputs(analysed, source, tmp_path / "dicom"):
+        ds = pydicom.dcmread(path)
+        assert ds.PatientID == "" and ds.StudyDate == "", path.name
+        if shutil.which("dciodvfy"):
+            assert _dciodvfy_errors(path) == [], path.name
+    assert "PatientID" not in pydicom.dcmread(next(source.glob("*.dcm")))
+
+
+def test_source_without_frame_of_reference_gets_every_output_but_dicom_and_says_so(study, tmp_path, monkeypatch):
+    """Without a FrameOfReferenceUID (Type 1, but dropped by some exports) no SEG can be placed in the source's
+    space: the other outputs are written and a warning says why the DICOM ones are not."""
+    from nvc_mri.segment.inference import Segmentation
+
+    def nothing_found(volume, **kwargs):
+        return Segmentation(volume.with_array(np.zeros(volume.shape, np.uint8)), (np.zeros(3), np.zeros(3)), True, "test")
+
+    monkeypatch.setattr("nvc_mri.analysis.run_segmentation", nothing_found)
+    source = _edited_copy(study, tmp_path / "source", lambda ds: delattr(ds, "FrameOfReferenceUID"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["analyze", str(source), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "report.html", "report.json"]
+    assert report["outputs"]["files"] == ["report.json", "labels.nii.gz", "report.html"]
+    assert any("DICOM outputs not written" in w and "FrameOfReferenceUID" in w for w in report["warnings"])
 
 
 def test_seg_decodes_to_the_label_map(analysed, study):

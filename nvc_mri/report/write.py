@@ -46,6 +46,15 @@ def parse_formats(text: str | None, dicom_input: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(("json",) + asked))
 
 
+def dicom_outputs_problem(volume) -> str | None:
+    """Why DICOM outputs (SEG, SR, key images) cannot be made in ``volume``'s source study, or None."""
+    if not volume.headers:
+        return "the input is not DICOM"
+    if not volume.headers[0].get("FrameOfReferenceUID"):
+        return "the source series has no FrameOfReferenceUID (required in MR images), so nothing can be placed in its space"
+    return None
+
+
 def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None = None,
                   extra_files: dict[str, str] | None = None) -> Path:
     """Write ``report.json`` and, as asked, ``report.html``, ``labels.nii.gz`` and ``dicom/``.
@@ -70,6 +79,9 @@ def write_outputs(analysis, outdir: str | Path, formats: tuple[str, ...] | None 
     dicom_input = bool(analysis.volume.headers)
     formats = formats or parse_formats(None, dicom_input)
     report = analysis.report
+    if "dicom" in formats and (problem := dicom_outputs_problem(analysis.volume)):
+        formats = tuple(f for f in formats if f != "dicom")
+        report = report.model_copy(update={"warnings": report.warnings + [f"DICOM outputs not written: {problem}"]})
     t0 = time.perf_counter()
     warning = "FORCED: NOT T2 - UNRELIABLE" if report.forced else None
     images = key_images(analysis.volume, analysis.label_volume, analysis.findings, warning) if {"html", "dicom"} & set(formats) else []

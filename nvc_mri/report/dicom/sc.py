@@ -7,7 +7,8 @@ import numpy as np
 from pydicom.uid import generate_uid
 
 from nvc_mri.io.volume import Volume
-from nvc_mri.report.dicom.seg import MANUFACTURER, output_character_set, without_header_warnings
+from nvc_mri.report.dicom.seg import MANUFACTURER, without_header_warnings
+from nvc_mri.report.dicom.source import output_character_set
 
 
 @without_header_warnings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import warnings
 import highdicom as hd
@@ -15,6 +14,7 @@ from nvc_mri import __version__
 from nvc_mri.io.dicom import analysed_frames
 from nvc_mri.io.volume import LPS_TO_RAS, Volume
 from nvc_mri.report.dicom.codes import SEGMENTS
+from nvc_mri.report.dicom.source import output_character_set, source_headers
 
 MANUFACTURER = "nvc-mri project"
 
@@ -32,34 +32,6 @@ def without_header_warnings(build):
 
 
 MODEL_NAME = "nvc-mri"
-UTF8 = "ISO_IR 192"
-KNOWN_CHARACTER_SETS = {term.value for term in hd.enum.SpecificCharacterSetValues}
-MULTI_BYTE_EXTENSIONS = {"ISO 2022 IR 87", "ISO 2022 IR 159", "ISO 2022 IR 149"}
-
-
-def output_character_set(header: Dataset) -> str | list[str] | None:
-    """SpecificCharacterSet for the outputs: the source's, in a form highdicom accepts.
-
-    The outputs copy the patient's and study's names, so they keep the source's character set. Japanese
-    studies write ``\\ISO 2022 IR 87``, whose empty first value means the default repertoire: it becomes
-    ``ISO 2022 IR 6``, which PS3.3 C.12.1.1.2 makes equivalent. A term highdicom does not know (misspelt
-    by the sender; pydicom decoded it by its nearest match) becomes UTF-8, which encodes any decoded text.
-    """
-    value = header.get("SpecificCharacterSet")
-    terms = [value] if isinstance(value, str) else list(value or [])
-    if len(terms) > 1 and not terms[0]:
-        terms[0] = "ISO 2022 IR 6"
-    terms = [term for term in terms if term]
-    if not terms:
-        return None
-    extensions = [term.startswith("ISO 2022") for term in terms]
-    # one term without code extensions, or several that all have them and start with a single-byte one
-    valid = set(terms) <= KNOWN_CHARACTER_SETS and (all(extensions) if len(terms) > 1 else not extensions[0])
-    if not valid or (len(terms) > 1 and terms[0] in MULTI_BYTE_EXTENSIONS):
-        return UTF8
-    return terms[0] if len(terms) == 1 else terms
-
-
 def frame_positions_lps(header: Dataset) -> np.ndarray:
     """ImagePositionPatient (LPS mm) of every frame of one source instance, shape (frames, 3)."""
     if "PerFrameFunctionalGroupsSequence" in header:
@@ -113,24 +85,6 @@ def frame_geometry(volume: Volume, slices: list[int]) -> dict:
     )
 
 
-def with_shared_geometry(header: Dataset) -> Dataset:
-    """An enhanced header whose pixel measures and orientation are also in the shared functional groups.
-
-    Scanners may keep them per frame only (Siemens XA30 does); highdicom reads them from the shared
-    groups. Classic headers are returned as they are.
-    """
-    if "PerFrameFunctionalGroupsSequence" not in header:
-        return header
-    header = copy.deepcopy(header)
-    if "SharedFunctionalGroupsSequence" not in header:
-        header.SharedFunctionalGroupsSequence = [Dataset()]
-    shared, first = header.SharedFunctionalGroupsSequence[0], header.PerFrameFunctionalGroupsSequence[0]
-    for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence"):
-        if keyword not in shared and keyword in first:
-            setattr(shared, keyword, copy.deepcopy(getattr(first, keyword)))
-    return header
-
-
 def label_frames(volume: Volume, labels: np.ndarray) -> np.ndarray:
     """The label map as (source frames, rows, columns), in the order of the source instances and frames."""
     return np.stack([labels[:, :, k].T for _, _, k in source_frames(volume)]).astype(np.uint8)
@@ -163,7 +117,7 @@ def build_seg(volume: Volume, labels: np.ndarray, series_number: int, descriptio
     frames = label_frames(volume, labels)
     geometry = frame_geometry(volume, [k for _, _, k in source_frames(volume)])
     return hd.seg.Segmentation(
-        source_images=[with_shared_geometry(h) for h in volume.headers], pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        source_images=source_headers(volume), pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=segment_descriptions(__version__), series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=MODEL_NAME,
         software_versions=__version__, device_serial_number="0", content_description=description[:64], content_label="NVC_LABELS",

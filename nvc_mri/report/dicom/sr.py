@@ -12,7 +12,8 @@ from nvc_mri import __version__
 from nvc_mri.io.volume import Volume
 from nvc_mri.labels import Label
 from nvc_mri.report.dicom import codes as c
-from nvc_mri.report.dicom.seg import MANUFACTURER, MODEL_NAME, output_character_set, without_header_warnings
+from nvc_mri.report.dicom.seg import MANUFACTURER, MODEL_NAME, without_header_warnings
+from nvc_mri.report.dicom.source import output_character_set, source_headers
 from nvc_mri.report.schema import Report
 
 DEVICE_UID = "1.2.826.0.1.3680043.10.1462.1"  # stable identifier of the nvc-mri observer device
@@ -105,7 +106,7 @@ def build_sr(report: Report, seg: hd.seg.Segmentation, volume: Volume, series_nu
         imaging_measurements=side_groups(report, seg, volume) + lesion_groups(report, seg, volume),
     )
     sr = hd.sr.Comprehensive3DSR(
-        evidence=list(volume.headers) + [seg], content=content, series_instance_uid=generate_uid(), series_number=series_number,
+        evidence=source_headers(volume) + [seg], content=content, series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True, is_final=False,
         is_verified=False, series_description=description[:64], specific_character_set=output_character_set(volume.headers[0]),
     )
