@@ -367,6 +367,10 @@ VENDOR_HEADERS = {
                                   FlipAngle=40, EchoTime=2.5, RepetitionTime=5.0), "heavily_t2_3d"),
     "canon TrueSSFP": (dict(SeriesDescription="3D TrueSSFP IAC", ScanningSequence="GR", MRAcquisitionType="3D",
                             FlipAngle=50, EchoTime=2.6, RepetitionTime=5.2), "heavily_t2_3d"),
+    "siemens PD SPACE": (dict(SeriesDescription="pd_space_sag_p2_iso", SequenceName="*spc_30ns", ScanningSequence="SE",
+                              MRAcquisitionType="3D", FlipAngle=120, EchoTime=30, RepetitionTime=1200), "pd"),
+    "GE CUBE PD": (dict(SeriesDescription="Sag CUBE PD", ScanningSequence="SE", MRAcquisitionType="3D", FlipAngle=90,
+                        EchoTime=28, RepetitionTime=1800), "pd"),
     "siemens TOF": (dict(SeriesDescription="tof_3d_multi-slab", SequenceName="*fl3d3r_t70", ScanningSequence="GR",
                          MRAcquisitionType="3D", FlipAngle=18, EchoTime=3.6, RepetitionTime=22), "tof"),
 }
@@ -375,7 +379,8 @@ VENDOR_HEADERS = {
 @pytest.mark.parametrize("name", list(VENDOR_HEADERS))
 def test_series_rules_tell_cisternography_from_flair_and_t1_3d_spin_echo(name):
     """SPACE/CUBE FLAIR, double inversion recovery and T1 SPACE/VISTA share SPACE's sequence name and 3D spin
-    echo; they were taken for heavily T2-weighted (confidence 0.41-0.67) and would have been analysed."""
+    echo; they were taken for heavily T2-weighted (confidence 0.41-0.67) and would have been analysed. PD SPACE/CUBE
+    (short echo, long repetition) were refused as T1-weighted, which misnames them to the user."""
     from nvc_mri.io.sequence import classify_header
 
     header, family = VENDOR_HEADERS[name]

@@ -20,7 +20,7 @@ HEAVY_T2 = "heavily_t2_3d"
 class SequenceGuess(BaseModel):
     """What a series probably is, and how sure the guess is."""
 
-    family: str = Field(description="heavily_t2_3d, t1, flair, t2_2d, diffusion, tof, localizer, label_map or unknown")
+    family: str = Field(description="heavily_t2_3d, t1, pd, flair, t2_2d, diffusion, tof, localizer, label_map or unknown")
     name: str | None = Field(None, description="CISS, FIESTA, SPACE, DRIVE, ... when known")
     confidence: float = Field(ge=0.0, le=1.0)
     basis: str = Field(description="'dicom-header' or 'image-intensities'")
