@@ -144,6 +144,21 @@ def resolution_warnings(volume: Volume) -> list[str]:
             "NVC assessment needs a submillimetre 3D CISS/FIESTA/SPACE"]
 
 
+def coverage_warnings(volume: Volume) -> list[str]:
+    """A warning when the image spans less than ``io.yaml`` ``min_coverage_mm`` (20 mm) along one of its axes (a thin
+    slab, mm). The facial nerve's attached segment runs up to 10 mm along the pons and the arteries that offend it
+    loop up to about 10 mm above and below it, so a thinner slab can cut the root exit zone or the vessel's course
+    (and the vertebrobasilar junction the vessel is named from), and the segmentation sees too little anatomy."""
+    limit = float(load_config("io.yaml")["min_coverage_mm"])
+    extent = np.asarray(volume.shape[:3], float) * np.asarray(volume.spacing, float)
+    axis = int(np.argmin(extent))
+    if extent[axis] >= limit:
+        return []
+    direction = ("left-right", "anterior-posterior", "superior-inferior")[int(np.argmax(np.abs(volume.affine[:3, axis])))]
+    return [f"the image covers only {extent[axis]:.0f} mm along its {direction} axis (under {limit:g} mm): the root exit "
+            "zone or the offending vessel's course may lie outside it, and the findings are unreliable"]
+
+
 def midline_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
     """DICOM input only: a warning when the brainstem label's centre lies further than ``io.yaml``
     ``max_midline_offset_mm`` from x = 0. DICOM patient coordinates start on the magnet's axis and a head coil
@@ -198,7 +213,8 @@ def run_analysis(source, *, affine=None, series: str | int | None = None, device
     findings = measure(segmentation.labels, image=volume.array)
     t_measure = time.perf_counter() - t0 - t_load - t_seg
     labels = segmentation.labels.array
-    warnings = (list(volume.meta.warnings) + resolution_warnings(volume) + midline_warnings(volume, labels)
+    warnings = (list(volume.meta.warnings) + resolution_warnings(volume) + coverage_warnings(volume)
+                + midline_warnings(volume, labels)
                 + csf_contrast_warnings(volume, labels))
     if problem:
         warnings.insert(0, f"{FORCED_WARNING}: {problem}")

@@ -84,6 +84,25 @@ def test_slices_too_thick_for_the_nerves_are_warned_about(case):
     assert resolution_warnings(fine) == []
 
 
+def test_a_thin_slab_is_warned_about():
+    """A 12 mm slab cannot hold the root exit zone with the loops of its offending arteries: the phantom cut to it read a
+    contact 31 mm along the nerve with an indentation of 0.9 mm and nothing but a coarse-pass warning. The phantom's
+    44 mm slab gets no such warning, whatever its tilt."""
+    from nvc_mri.analysis import coverage_warnings
+    from nvc_mri.io.volume import Volume, VolumeMeta
+    from nvc_mri.io.sequence import SequenceGuess
+
+    meta = VolumeMeta(source="s", format="dicom", sequence=SequenceGuess(family="heavily_t2_3d", confidence=0.9, basis="dicom-header"))
+    tilt = np.deg2rad(20)
+    rotation = np.array([[1, 0, 0], [0, np.cos(tilt), -np.sin(tilt)], [0, np.sin(tilt), np.cos(tilt)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.5, 0.5, 0.7])
+    thick = Volume(np.zeros((220, 220, 63), np.float32), affine, meta)  # 44 mm
+    thin = Volume(np.zeros((220, 220, 17), np.float32), affine, meta)   # 12 mm
+    assert coverage_warnings(thick) == []
+    assert "covers only 12 mm along its superior-inferior axis" in coverage_warnings(thin)[0]
+
+
 def test_a_brainstem_label_far_from_the_scanners_midline_is_warned_about():
     """Sides are told from the brainstem label's centre. On DICOM input x = 0 is the magnet's axis, where the head
     lies (real series here: brainstem label centres 0.1-5.4 mm from it), so a label centred 40 mm off is likely other
