@@ -368,7 +368,7 @@ def test_dark_tissue_labelled_as_another_structure_is_not_read_as_the_arterys_br
 
 def test_the_image_judges_gaps_up_to_the_labels_resolution_or_the_configured_gap():
     from nvc_mri.config import load_config
-    from nvc_mri.measure import cleft_is_judged
+    from nvc_mri.measure.study import cleft_is_judged
 
     cfg = dict(load_config("contact.yaml"), contact_max_gap_mm=0.1, cleft_max_gap_mm=1.0)
     assert not cleft_is_judged(0.05, 0.25, cfg)  # contact already
@@ -463,7 +463,7 @@ def test_detachment_bend_is_not_displacement_in_the_transition_zone():
     beyond it, in the transition zone) judged against the course to either side reads as displaced. In the root
     exit zone only the push along the brainstem surface counts, so it stays a contact."""
     from nvc_mri.config import load_config
-    from nvc_mri.measure import _relation
+    from nvc_mri.measure.study import _relation
     from nvc_mri.measure.fields import DistanceField
 
     course, approach, mask, local = _attached_nerve_scene(0.0, 70.0, contact_x=7.5)
@@ -575,7 +575,7 @@ def test_of_two_arteries_touching_the_nerve_the_one_in_the_root_exit_zone_is_the
     """An AICA loop touching the cisternal nerve and a PICA touching its attached segment: both gaps are 0, and the
     conflict (NVC) is the one in the root exit zone, whichever comes first."""
     from nvc_mri.config import load_config
-    from nvc_mri.measure import _conflict
+    from nvc_mri.measure.study import _conflict
     from nvc_mri.measure.findings import ArteryRelation
 
     def touching(vessel: str, s_mm: float, segment: str) -> ArteryRelation:
