@@ -164,6 +164,36 @@ def test_dicom_outputs_of_a_de_identified_source(analysed, study, tmp_path):
     assert "PatientID" not in pydicom.dcmread(next(source.glob("*.dcm")))
 
 
+def test_invalid_patient_values_are_neither_fatal_nor_logged(analysed, study, tmp_path):
+    """Exports write values DICOM does not allow: a birth date ``1970-01-01`` (highdicom could not convert it and the
+    study got only error.json, whose reason quoted the date), PatientSex ``male`` (refused likewise), a name without
+    a caret, an ID over 64 characters. The outputs are built, and with every warning shown and every log record
+    printed (as a batch job or the DICOM node may keep them) none of the values appears."""
+    import sys
+
+    name, birth, patient_id = "DOE JOHNATHAN", "1970-01-01", "ID" + "7" * 70
+
+    def edit(ds):
+        ds.PatientName, ds.PatientBirthDate, ds.PatientSex, ds.PatientID = name, birth, "male", patient_id
+
+    source = _edited_copy(study, tmp_path / "source", edit)
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
+        "from pathlib import Path\n"
+        "import pydicom\n"
+        "from tests.test_report import _write_dicom_outputs\n"
+        f"paths = _write_dicom_outputs(Path({str(analysed)!r}), Path({str(source)!r}), Path({str(tmp_path / 'dicom')!r}))\n"
+        "print(pydicom.dcmread(paths[0]).PatientBirthDate)\n"
+    )
+    run = subprocess.run([sys.executable, "-W", "always", "-c", script], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["19700101"]
+    for value in ("JOHNATHAN", birth, "7" * 70, "male"):
+        assert value not in run.stderr, value
+
+
 def test_source_without_frame_of_reference_gets_every_output_but_dicom_and_says_so(study, tmp_path, monkeypatch):
     """Without a FrameOfReferenceUID (Type 1, but dropped by some exports) no SEG can be placed in the source's
     space: the other outputs are written and a warning says why the DICOM ones are not."""

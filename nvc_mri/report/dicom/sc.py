@@ -8,7 +8,7 @@ from pydicom.uid import generate_uid
 
 from nvc_mri.io.volume import Volume
 from nvc_mri.report.dicom.seg import MANUFACTURER, without_header_warnings
-from nvc_mri.report.dicom.source import output_character_set
+from nvc_mri.report.dicom.source import output_character_set, source_headers
 
 
 @without_header_warnings
@@ -19,7 +19,7 @@ def build_key_images(volume: Volume, montage: np.ndarray, series_number: int, de
     towards posterior); every panel carries its own burned-in orientation letters.
     """
     sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=volume.headers[0], pixel_array=np.ascontiguousarray(montage, np.uint8), photometric_interpretation="RGB",
+        ref_dataset=source_headers(volume, volume.headers[:1])[0], pixel_array=np.ascontiguousarray(montage, np.uint8), photometric_interpretation="RGB",
         bits_allocated=8, coordinate_system="PATIENT", patient_orientation=("L", "P"), series_instance_uid=generate_uid(), series_number=series_number,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
         specific_character_set=output_character_set(volume.headers[0]),

@@ -6,10 +6,12 @@ Nothing here changes the loaded headers: a header that needs an addition is copi
 from __future__ import annotations
 
 import copy
+import re
 
 import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from nvc_mri.io.volume import Volume
 
@@ -62,29 +64,51 @@ def with_shared_geometry(header: Dataset) -> Dataset:
 # Type 2 attributes (present, possibly empty) that highdicom copies from the source into SEG and SR
 PATIENT_AND_STUDY_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
                            "StudyID", "StudyDate", "StudyTime")
+DATES_AND_TIMES = {"PatientBirthDate": DA, "StudyDate": DA, "StudyTime": TM}
+PATIENT_SEX = {"M", "F", "O", ""}
 
 
-def with_type2_attributes(header: Dataset, slice_spacing_mm: float) -> Dataset:
-    """A header holding the Type 2 attributes that highdicom reads from a source image.
+def _readable(value, kind) -> str:
+    """``value`` as ``kind`` (DA or TM) accepts it: as it is, with its separators removed (``1970-01-01``,
+    ``12:30:00``, written by some exports), or empty when neither converts."""
+    text = str(value or "").strip()
+    for candidate in (text, re.sub(r"[^0-9.]", "", text)):
+        try:
+            kind(candidate)
+            return candidate
+        except (ValueError, TypeError):
+            continue
+    return ""
 
-    De-identified exports often drop them (PS3.3 asks that they be present, possibly empty): the patient
-    and study ones are added empty, and a missing or empty SliceThickness of a classic image as the
-    analysed slice spacing (mm), which is also what the SEG's frames measure.
+
+def with_copyable_attributes(header: Dataset, slice_spacing_mm: float) -> Dataset:
+    """A header whose patient, study and slice attributes highdicom can copy into SEG and SR.
+
+    De-identified exports drop Type 2 attributes (PS3.3 asks that they be present, possibly empty): they are
+    added empty. Dates and times DICOM does not allow (``1970-01-01``), which highdicom cannot convert, lose
+    their separators or become empty; a PatientSex other than M, F or O becomes empty. A missing or empty
+    SliceThickness of a classic image becomes the analysed slice spacing (mm), which the SEG's frames measure.
     """
-    missing = [keyword for keyword in PATIENT_AND_STUDY_TYPE2 if keyword not in header]
-    classic = "PerFrameFunctionalGroupsSequence" not in header
-    no_thickness = classic and header.get("SliceThickness") in (None, "")
-    if not missing and not no_thickness:
+    changes = {keyword: "" for keyword in PATIENT_AND_STUDY_TYPE2 if keyword not in header}
+    for keyword, kind in DATES_AND_TIMES.items():
+        raw = header.get(keyword)
+        if raw not in (None, "") and _readable(raw, kind) != str(raw).strip():
+            changes[keyword] = _readable(raw, kind)
+    if str(header.get("PatientSex") or "").strip().upper() not in PATIENT_SEX:
+        changes["PatientSex"] = ""
+    if "PerFrameFunctionalGroupsSequence" not in header and header.get("SliceThickness") in (None, ""):
+        changes["SliceThickness"] = round(float(slice_spacing_mm), 6)
+    if not changes:
         return header
     header = copy.deepcopy(header)
-    for keyword in missing:
-        setattr(header, keyword, "")
-    if no_thickness:
-        header.SliceThickness = round(float(slice_spacing_mm), 6)
+    for keyword, value in changes.items():
+        setattr(header, keyword, value)
     return header
 
 
-def source_headers(volume: Volume) -> list[Dataset]:
-    """The headers of ``volume``'s source instances, ready to be SEG sources or SR evidence."""
+def source_headers(volume: Volume, headers: list[Dataset] | None = None) -> list[Dataset]:
+    """The headers of ``volume``'s source instances (or of ``headers`` among them), ready to be SEG sources, SR
+    evidence or a secondary capture's reference."""
     slice_spacing = float(np.linalg.norm(volume.affine[:3, 2]))
-    return [with_type2_attributes(with_shared_geometry(header), slice_spacing) for header in volume.headers]
+    return [with_copyable_attributes(with_shared_geometry(header), slice_spacing)
+            for header in (volume.headers if headers is None else headers)]
