@@ -126,6 +126,32 @@ def test_results_wait_while_the_pacs_is_down(study, setup):
     orthanc.wait_for_results(study_uid)
 
 
+def test_a_study_without_dicom_results_is_not_queued_for_sending(study, setup, tmp_path):
+    """A source without a FrameOfReferenceUID is analysed but gets no DICOM outputs (its report says why): nothing
+    is queued, so the node does not keep calling a PACS with nothing to send."""
+    import json
+
+    files, _ = study
+    orthanc, node, port, spool = setup
+    node()                                          # the destination is down: an empty queue would be retried
+    edited = []
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.FrameOfReferenceUID
+        ds.save_as(tmp_path / path.name)
+        edited.append(tmp_path / path.name)
+    assert storescu(edited, port).returncode == 0
+    deadline = time.time() + 240
+    states: list[dict] = []
+    while time.time() < deadline and not any(s.get("status") == "done" for s in states):
+        time.sleep(1)
+        states = [json.loads(p.read_text()) for p in (spool / "studies").rglob("state.json")]
+    assert [s["status"] for s in states] == ["done"]
+    reports = list((spool / "results").rglob("report.json"))
+    assert len(reports) == 1 and any("DICOM outputs not written" in w for w in json.loads(reports[0].read_text())["warnings"])
+    assert not [p for p in (spool / "outgoing").iterdir() if not p.name.startswith(".")]
+
+
 def test_size_and_study_limits(study, setup, tmp_path):
     files, _ = study
     orthanc, node, port, spool = setup

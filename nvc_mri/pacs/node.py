@@ -145,7 +145,10 @@ class Node:
             log.warning("study %s not analysed: %s", study, row["reason"].split(": ", 1)[-1])
             return
         results = sorted((self.spool.results_root() / study / "dicom").glob("*.dcm"))
-        self.spool.queue_outgoing(study, results)
+        if results:
+            self.spool.queue_outgoing(study, results)
+        else:  # e.g. a source without a FrameOfReferenceUID: report.json says why
+            log.warning("study %s analysed, but it has no DICOM results to send (see its report.json warnings)", study)
         self.spool.set_state(study, status="done", reason=None)
         log.info("study %s analysed: right %s, left %s", study, row["right_severity"], row["left_severity"])
 
