@@ -120,6 +120,7 @@ def _rank(c: SeriesCandidate) -> tuple:
         c.sequence.confidence if c.sequence.is_heavily_t2_3d else 0.0,
         c.group.n_slices,
         _echo_time_ms(c),  # of a multi-echo series, the most T2-weighted echo
+        c.group.first.series_number or 0,  # of equals, the later: a repeat is made because the first moved
     )
 
 
