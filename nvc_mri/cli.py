@@ -96,7 +96,7 @@ def _info_dict(path: Path, series: str | None) -> dict:
 @app.command()
 @friendly_errors
 def info(
-    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
+    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder (or its DICOMDIR) or zip."),
     series: str | None = typer.Option(None, help="SeriesInstanceUID or series number to load; 3#2 for one part (echo, orientation) of series 3, as listed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
@@ -336,7 +336,7 @@ def _analyze_into(source, outdir: Path, *, series=None, device="auto", weights=N
 @app.command()
 @friendly_errors
 def analyze(
-    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder or zip."),
+    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder (or its DICOMDIR) or zip."),
     outdir: Path = typer.Option(..., "--output", "-o", help="Output folder (replaced as a whole; must be new, empty or an earlier output)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Folder of YAML files (or one YAML file keyed by file name) overriding configs/."),

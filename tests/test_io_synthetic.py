@@ -329,6 +329,29 @@ def test_files_without_the_part10_preamble_load_as_dcm2niix_reads_them(tmp_path)
     assert [s.kind for s in find_studies(tmp_path / "cd")] == ["dicom"]
 
 
+def test_a_dicomdir_given_as_the_input_loads_the_series_it_indexes(tmp_path):
+    """On a CD users open DICOMDIR: it was refused as holding "no DICOM files". It now loads what lies beside it,
+    and one bare image file (no preamble, no extension) is named as one image, not as an unknown format."""
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    from nvc_mri.errors import InputError
+
+    files = write_dicom_series(make_volume(seed=1), tmp_path / "part10")
+    cd = FileSet()
+    for f in files:
+        cd.add(pydicom.dcmread(f))
+    cd.write(tmp_path / "cd")
+    volume = load_volume(tmp_path / "cd" / "DICOMDIR")
+    np.testing.assert_array_equal(volume.array, load_volume(tmp_path / "part10").array)
+    bare = tmp_path / "IM0000"
+    ds = pydicom.dcmread(files[0])
+    ds.preamble = None
+    ds.save_as(bare, enforce_file_format=False)
+    with pytest.raises(InputError, match="only 1 image"):
+        load_volume(bare)
+
+
 def test_the_acquired_series_is_chosen_over_a_reformat_made_from_it(tmp_path):
     """Scanners store MPR reformats and MIPs of the CISS as DERIVED series with the same sequence header; one with
     more images than the acquired slab was chosen for being larger."""

@@ -15,6 +15,7 @@ import numpy as np
 from nvc_mri.config import load_config
 from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
+from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
 from nvc_mri.io.geometry import check_spacing, check_voxels
 from nvc_mri.io.sequence import SequenceGuess, classify_header, classify_intensities, sidecar_header
 from nvc_mri.io.series import (
@@ -27,7 +28,7 @@ from nvc_mri.io.series import (
 )
 from nvc_mri.io.volume import Volume, VolumeMeta
 
-
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 NIFTI_NAMES = (".nii", ".nii.gz", ".hdr", ".hdr.gz", ".img", ".img.gz")
 
 
@@ -68,9 +69,20 @@ def _kind(path: Path) -> str:
         return "nifti"
     if zipfile.is_zipfile(path):
         return "zip"
-    if raw[128:132] == b"DICM" or name.endswith((".dcm", ".ima")):
-        return "dicom"
+    if looks_like_dicom(path):  # Part 10, a .dcm/.ima name, or a data set without preamble (IMAGES/IM0000)
+        return "dicomdir" if _is_dicomdir(path) else "dicom"
     return "unknown"
+
+
+def _is_dicomdir(path: Path) -> bool:
+    """A DICOMDIR (Media Storage Directory): the index of a CD or export, not an image."""
+    if path.name.upper() == "DICOMDIR":
+        return True
+    try:
+        return read_dicom(path, stop_before_pixels=True, specific_tags=["SOPClassUID"]).file_meta.get(
+            "MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY
+    except Exception:  # an unreadable file is named as such when it is loaded
+        return False
 
 
 def _header_of_pair(path: Path) -> Path:
@@ -273,6 +285,8 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
         return _load_nifti(path)
     if kind == "folder":
         return _load_dicom_folder(path, path, series)
+    if kind == "dicomdir":  # the files it indexes lie in the folder that holds it
+        return _load_dicom_folder(path.parent, path, series)
     if kind == "zip":
         with tempfile.TemporaryDirectory(prefix="nvc-zip-") as tmp:
             _extract_zip(path, Path(tmp))
