@@ -177,6 +177,13 @@ def test_invalid_patient_values_are_neither_fatal_nor_logged(analysed, study, tm
         ds.PatientName, ds.PatientBirthDate, ds.PatientSex, ds.PatientID = name, birth, "male", patient_id
 
     source = _edited_copy(study, tmp_path / "source", edit)
+    from nvc_mri.report.dicom.source import with_copyable_attributes
+
+    lower_case = pydicom.Dataset()
+    lower_case.PatientSex, lower_case.StudyTime = "f", "12:30:05"
+    fixed = with_copyable_attributes(lower_case, 0.7)
+    assert (fixed.PatientSex, fixed.StudyTime, fixed.SliceThickness) == ("F", "123005", 0.7)
+    assert lower_case.PatientSex == "f"  # the source header is not changed
     script = (
         "import logging, sys\n"
         "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"

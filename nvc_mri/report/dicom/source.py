@@ -94,8 +94,9 @@ def with_copyable_attributes(header: Dataset, slice_spacing_mm: float) -> Datase
         raw = header.get(keyword)
         if raw not in (None, "") and _readable(raw, kind) != str(raw).strip():
             changes[keyword] = _readable(raw, kind)
-    if str(header.get("PatientSex") or "").strip().upper() not in PATIENT_SEX:
-        changes["PatientSex"] = ""
+    sex = str(header.get("PatientSex") or "").strip()
+    if sex not in PATIENT_SEX:  # "m" becomes M, "male" empty
+        changes["PatientSex"] = sex.upper() if sex.upper() in PATIENT_SEX else ""
     if "PerFrameFunctionalGroupsSequence" not in header and header.get("SliceThickness") in (None, ""):
         changes["SliceThickness"] = round(float(slice_spacing_mm), 6)
     if not changes:
