@@ -61,7 +61,7 @@ def _info_dict(path: Path, series: str | None) -> dict:
     from nvc_mri.io import load_volume, scan
 
     found = []
-    if path.is_dir() or path.suffix.lower() == ".zip":
+    if path.is_dir() or path.suffix.lower() == ".zip" or path.name.upper() == "DICOMDIR":
         candidates, n_other = scan(path)
         found = [c.summary() for c in candidates]
     try:

@@ -344,6 +344,8 @@ def test_a_dicomdir_given_as_the_input_loads_the_series_it_indexes(tmp_path):
     cd.write(tmp_path / "cd")
     volume = load_volume(tmp_path / "cd" / "DICOMDIR")
     np.testing.assert_array_equal(volume.array, load_volume(tmp_path / "part10").array)
+    candidates, _ = scan(tmp_path / "cd" / "DICOMDIR")  # what `nvc-mri info` lists
+    assert [c.group.n_slices for c in candidates] == [len(files)]
     bare = tmp_path / "IM0000"
     ds = pydicom.dcmread(files[0])
     ds.preamble = None

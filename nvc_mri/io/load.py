@@ -231,16 +231,18 @@ def _extract_zip(path: Path, into: Path) -> None:
 
 
 def scan(path: str | Path) -> tuple[list[SeriesCandidate], int]:
-    """List the MR series in a DICOM folder, file or zip without reading pixels."""
+    """List the MR series in a DICOM folder (or its DICOMDIR) or zip without reading pixels."""
     path = Path(path)
     kind = _kind(path)
     if kind == "folder":
         return scan_dicom_folder(path)
+    if kind == "dicomdir":
+        return scan_dicom_folder(path.parent, path)
     if kind == "zip":
         with tempfile.TemporaryDirectory(prefix="nvc-zip-") as tmp:
             _extract_zip(path, Path(tmp))
             return scan_dicom_folder(Path(tmp), path)
-    raise InputError(path, "scan() takes a DICOM folder or zip")
+    raise InputError(path, "scan() takes a DICOM folder, DICOMDIR or zip")
 
 
 def _load_dicom_folder(folder: Path, source: Path, series: str | int | None) -> Volume:
@@ -259,7 +261,7 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
     ----------
     path : str or Path
         A NIfTI file (``.nii``, ``.nii.gz``), one DICOM file (single- or multi-frame),
-        a folder of DICOM files (nested, several series) or a ``.zip`` of DICOM files.
+        a folder of DICOM files (nested, several series), its DICOMDIR, or a ``.zip`` of DICOM files.
     series : str or int, optional
         SeriesInstanceUID or SeriesNumber to load instead of the automatic choice; ``"<number>#<k>"`` names
         one part (echo, acquisition, orientation) of a series that holds several, as ``nvc-mri info`` lists them.
