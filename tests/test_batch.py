@@ -56,6 +56,23 @@ def test_discovery_groups_dicom_by_study_and_names_safely(studies):
     assert safe_name("a/../b c.nii.gz").startswith("a_.._b_c-") and "/" not in safe_name("x/y.nii")
 
 
+def test_outputs_under_the_input_root_are_not_taken_for_studies(studies, first_batch, tmp_path):
+    """`batch /data -o /data/nvc` is a common layout: on the rerun each study's labels.nii.gz was found as a new
+    NIfTI study (and failed as a label map). The output root, any batch output (batch.json) and any analysis's
+    output folder are skipped; the studies beside them are still found."""
+    root = tmp_path / "data"
+    shutil.copytree(studies / "site1", root / "site1")
+    shutil.copytree(first_batch, root / "nvc")                         # this batch's output root
+    shutil.copytree(first_batch, root / "old_run")                     # an earlier batch's (batch.json)
+    one = next(p for p in first_batch.iterdir() if (p / "labels.nii.gz").exists())
+    shutil.copytree(one, root / "site1" / "results")                   # one `analyze -o` output
+    (root / "old_run" / "batch.json").unlink()                         # an interrupted batch: its study folders still tell
+    assert len(list((root / "old_run").rglob("labels.nii.gz"))) >= 3
+    found = find_studies(root, exclude=root / "nvc")
+    assert [s.kind for s in found] == ["dicom"]
+    assert len(find_studies(root)) == 1  # without the exclusion, the output root is known by its own outputs
+
+
 def test_batch_completes_every_study_and_records_the_failure(first_batch):
     summary = json.loads((first_batch / "summary.json").read_text())["studies"]
     assert len(summary) == 4 and len({r["study"] for r in summary}) == 4

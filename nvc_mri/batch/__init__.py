@@ -89,7 +89,7 @@ def run_batch(input_root: str | Path, output_root: str | Path, *, workers: int =
     check_device_name(device)  # a misspelt device would fail every study
     if scheduler is None:
         select_device(device)  # local workers use this machine's devices; a cluster's workers are asked there
-    studies = find_studies(input_root)
+    studies = find_studies(input_root, exclude=output_root)
     if not studies:  # a mistyped or unmounted input folder must not pass for a finished batch
         raise InputError(input_root, "no NIfTI file, zip or DICOM study found here")
     output_root.mkdir(parents=True, exist_ok=True)

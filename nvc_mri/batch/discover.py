@@ -59,22 +59,31 @@ def _study_uid(path: Path) -> str | None:
         return None
 
 
-def find_studies(root: str | Path) -> list[Study]:
-    """Every study under ``root`` (sorted by name; hidden files and folders are skipped).
+def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[Study]:
+    """Every study under ``root`` (sorted by name; hidden files and folders are skipped, and so are nvc-mri's
+    own outputs: their labels.nii.gz is not a study).
 
     Parameters
     ----------
     root : path
         A folder; also accepted: one NIfTI or zip file.
+    exclude : path, optional
+        A folder not to look in (the batch's output root, when it lies under ``root``).
     """
+    from nvc_mri.report.write import is_nvc_output
+
     root = Path(root)
+    excluded = Path(exclude).resolve() if exclude is not None else None
     if root.is_file():
         kind = "zip" if zipfile.is_zipfile(root) else "nifti"
         return [Study(safe_name(root.name), kind, str(root), (str(root),))]
     studies: list[Study] = []
     dicom: dict[str, list[Path]] = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if is_nvc_output(Path(folder)):
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != excluded)
         for name in sorted(files):
             if name.startswith("."):
                 continue

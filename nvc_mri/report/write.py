@@ -23,6 +23,13 @@ FORMATS = ("json", "html", "nifti", "dicom")
 OUTPUT_NAMES = {"report.json", "report.html", "labels.nii.gz", "dicom", "error.json", "fingerprint.json"}
 
 
+def is_nvc_output(folder: Path) -> bool:
+    """Whether ``folder`` is one nvc-mri wrote: a batch's output root (``batch.json``) or one analysis's outputs
+    (``report.json`` or ``error.json``, and nothing but output names)."""
+    names = {p.name for p in folder.iterdir()}
+    return "batch.json" in names or (bool(names & {"report.json", "error.json"}) and names <= OUTPUT_NAMES)
+
+
 def check_output_folder(outdir: Path) -> None:
     """Refuse a folder that holds anything but earlier nvc-mri outputs (it is replaced as a whole)."""
     if outdir.exists() and not outdir.is_dir():
