@@ -425,6 +425,24 @@ def test_a_weakly_recognised_heavily_t2_series_is_warned_about(tmp_path):
     assert any("only weakly recognised as heavily T2-weighted" in w for w in volume.meta.warnings)
 
 
+@pytest.mark.parametrize("unit, per_mm", [("meter", 0.001), ("micron", 1000.0)])
+def test_nifti_in_metres_or_microns_is_read_in_mm(tmp_path, oblique_volume, unit, per_mm):
+    """NIfTI declares its spatial unit (xyzt_units), which nibabel leaves as it is: an image in metres was refused
+    as "affine is singular", one in microns as "absurd voxel spacing 600 mm". Both load with the same geometry in
+    mm as the mm original, and a warning says they were converted."""
+    scaled = oblique_volume.affine.copy()
+    scaled[:3] *= per_mm
+    img = nib.Nifti1Image(oblique_volume.array, scaled)
+    img.header.set_xyzt_units(unit)
+    nib.save(img, tmp_path / f"{unit}.nii.gz")
+    volume = load_volume(tmp_path / f"{unit}.nii.gz")
+    np.testing.assert_allclose(volume.affine, oblique_volume.affine, atol=1e-4)
+    assert any(f"unit is {unit}s" in w for w in volume.meta.warnings)
+    plain = nib.Nifti1Image(oblique_volume.array, oblique_volume.affine)  # units 'unknown' (0) are mm
+    nib.save(plain, tmp_path / "plain.nii.gz")
+    np.testing.assert_allclose(load_volume(tmp_path / "plain.nii.gz").affine, oblique_volume.affine, atol=1e-4)
+
+
 def test_nifti_whose_sform_and_qform_disagree_is_warned_about(tmp_path, oblique_volume):
     """A tool that flips the image and rewrites only one of the two NIfTI orientations leaves them mirrored: the
     loader uses the sform (as nibabel does), and says that the sides may be swapped."""

@@ -139,16 +139,31 @@ def _load_nifti(path: Path) -> Volume:
         raise InputError(path, f"zero or negative voxel spacing in the header (pixdim {raw['pixdim'][1:4].tolist()})")
     if array.ndim != 3:
         raise InputError(path, f"expected a 3D image, NIfTI has shape {array.shape}")
-    affine = np.asarray(img.affine, dtype=np.float64)
+    affine, warnings = _affine_in_mm(img.affine, raw)
     if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(path, "NIfTI affine is singular (zero voxel size)")
     check_spacing(str(path), tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     check_voxels(str(path), array)
-    guess, header, warnings = _nifti_sequence(path, array)
-    warnings += _orientation_warnings(raw)
+    guess, header, sequence_warnings = _nifti_sequence(path, array)
+    warnings += sequence_warnings + _orientation_warnings(raw)
     meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
                       source_files=[str(path)], warnings=warnings, header=header)
     return Volume(array=array, affine=affine, meta=meta)
+
+
+MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
+
+
+def _affine_in_mm(affine: np.ndarray, raw: nib.spatialimages.SpatialHeader) -> tuple[np.ndarray, list[str]]:
+    """The affine in mm: a NIfTI may declare its spatial unit metres or microns (``xyzt_units``), which nibabel
+    leaves as they are; unknown (0) is taken as mm, as every tool does. Returns the affine and a warning if scaled."""
+    affine = np.asarray(affine, dtype=np.float64).copy()
+    unit = raw.get_xyzt_units()[0] if hasattr(raw, "get_xyzt_units") else "unknown"
+    scale = MM_PER_UNIT.get(unit, 1.0)
+    if scale == 1.0:
+        return affine, []
+    affine[:3] *= scale
+    return affine, [f"NIfTI spatial unit is {unit}s (xyzt_units): voxel sizes and positions were converted to mm"]
 
 
 def _orientation_warnings(raw: nib.spatialimages.SpatialHeader) -> list[str]:
