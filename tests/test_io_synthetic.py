@@ -438,6 +438,9 @@ def test_nifti_in_metres_or_microns_is_read_in_mm(tmp_path, oblique_volume, unit
     volume = load_volume(tmp_path / f"{unit}.nii.gz")
     np.testing.assert_allclose(volume.affine, oblique_volume.affine, atol=1e-4)
     assert any(f"unit is {unit}s" in w for w in volume.meta.warnings)
+    from nvc_mri.io.convert import as_volume
+
+    np.testing.assert_allclose(as_volume(img).affine, oblique_volume.affine, atol=1e-4)  # the same image in memory
     plain = nib.Nifti1Image(oblique_volume.array, oblique_volume.affine)  # units 'unknown' (0) are mm
     nib.save(plain, tmp_path / "plain.nii.gz")
     np.testing.assert_allclose(load_volume(tmp_path / "plain.nii.gz").affine, oblique_volume.affine, atol=1e-4)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nvc_mri.errors import InputError
-from nvc_mri.io.geometry import check_spacing, check_voxels
+from nvc_mri.io.geometry import check_spacing, check_voxels, nifti_affine_in_mm
 from nvc_mri.io.sequence import classify_intensities
 from nvc_mri.io.volume import Volume, VolumeMeta, lps_to_ras
 
@@ -47,7 +47,10 @@ def as_volume(source: Any, affine: np.ndarray | None = None) -> Volume:
     if isinstance(source, Volume):
         return source
     if hasattr(source, "affine") and hasattr(source, "dataobj"):  # nibabel
-        return _volume(np.asanyarray(source.dataobj), source.affine, "nibabel image")
+        affine, unit_warnings = nifti_affine_in_mm(source.affine, source.header)
+        volume = _volume(np.asanyarray(source.dataobj), affine, "nibabel image")
+        volume.meta.warnings += unit_warnings
+        return volume
     if type(source).__module__.startswith("SimpleITK"):
         import SimpleITK as sitk
 

@@ -131,3 +131,18 @@ def check_voxels(path: str, array: np.ndarray) -> None:
         raise InputError(path, f"{bad} voxel(s) are NaN or infinite")
     if float(array.max()) == float(array.min()):
         raise InputError(path, "image is constant (no signal)")
+
+
+MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
+
+
+def nifti_affine_in_mm(affine: np.ndarray, header) -> tuple[np.ndarray, list[str]]:
+    """The affine in mm: a NIfTI may declare its spatial unit metres or microns (``xyzt_units``), which nibabel
+    leaves as they are; unknown (0) is taken as mm, as every tool does. Returns the affine and a warning if scaled."""
+    affine = np.asarray(affine, dtype=np.float64).copy()
+    unit = header.get_xyzt_units()[0] if hasattr(header, "get_xyzt_units") else "unknown"
+    scale = MM_PER_UNIT.get(unit, 1.0)
+    if scale == 1.0:
+        return affine, []
+    affine[:3] *= scale
+    return affine, [f"NIfTI spatial unit is {unit}s (xyzt_units): voxel sizes and positions were converted to mm"]

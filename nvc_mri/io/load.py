@@ -16,7 +16,7 @@ from nvc_mri.config import load_config
 from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
 from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
-from nvc_mri.io.geometry import check_spacing, check_voxels
+from nvc_mri.io.geometry import check_spacing, check_voxels, nifti_affine_in_mm
 from nvc_mri.io.sequence import SequenceGuess, classify_header, classify_intensities, sidecar_header
 from nvc_mri.io.series import (
     SeriesCandidate,
@@ -139,7 +139,7 @@ def _load_nifti(path: Path) -> Volume:
         raise InputError(path, f"zero or negative voxel spacing in the header (pixdim {raw['pixdim'][1:4].tolist()})")
     if array.ndim != 3:
         raise InputError(path, f"expected a 3D image, NIfTI has shape {array.shape}")
-    affine, warnings = _affine_in_mm(img.affine, raw)
+    affine, warnings = nifti_affine_in_mm(img.affine, raw)
     if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(path, "NIfTI affine is singular (zero voxel size)")
     check_spacing(str(path), tuple(np.linalg.norm(affine[:3, :3], axis=0)))
@@ -149,21 +149,6 @@ def _load_nifti(path: Path) -> Volume:
     meta = VolumeMeta(source=str(path), format="nifti", modality="MR", sequence=guess,
                       source_files=[str(path)], warnings=warnings, header=header)
     return Volume(array=array, affine=affine, meta=meta)
-
-
-MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
-
-
-def _affine_in_mm(affine: np.ndarray, raw: nib.spatialimages.SpatialHeader) -> tuple[np.ndarray, list[str]]:
-    """The affine in mm: a NIfTI may declare its spatial unit metres or microns (``xyzt_units``), which nibabel
-    leaves as they are; unknown (0) is taken as mm, as every tool does. Returns the affine and a warning if scaled."""
-    affine = np.asarray(affine, dtype=np.float64).copy()
-    unit = raw.get_xyzt_units()[0] if hasattr(raw, "get_xyzt_units") else "unknown"
-    scale = MM_PER_UNIT.get(unit, 1.0)
-    if scale == 1.0:
-        return affine, []
-    affine[:3] *= scale
-    return affine, [f"NIfTI spatial unit is {unit}s (xyzt_units): voxel sizes and positions were converted to mm"]
 
 
 def _orientation_warnings(raw: nib.spatialimages.SpatialHeader) -> list[str]:
