@@ -130,6 +130,17 @@ def test_mixed_rows_and_columns_in_one_series(tmp_path):
     _fails_cleanly(tmp_path / "s", "differ in size")
 
 
+def test_mixed_pixel_spacing_in_one_series(tmp_path):
+    """Every other image claiming another pixel spacing (two series merged under one UID) loaded silently with the
+    first image's spacing."""
+    files = write_dicom_series(make_volume(angles_deg=(0, 0, 0)), tmp_path / "s")
+    for f in files[1::2]:
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = [0.7, 0.7]
+        ds.save_as(f)
+    _fails_cleanly(tmp_path / "s", "differ in pixel spacing")
+
+
 def test_duplicate_positions_mixed_series(tmp_path):
     vol = make_volume(angles_deg=(0, 0, 0))
     files = write_dicom_series(vol, tmp_path / "s")

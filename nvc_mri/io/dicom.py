@@ -47,6 +47,9 @@ def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, l
     for k, idx in enumerate(geom.order):
         ds, pixels = _read_pixels(members[idx].path, source)
         headers.append(_header_only(ds))
+        if not np.allclose(np.asarray(ds.get("PixelSpacing") or spacing, float), np.asarray(spacing, float), atol=1e-3):
+            raise InputError(source, f"images of one series differ in pixel spacing ({_mm(spacing)} and "
+                                     f"{_mm(ds.PixelSpacing)} mm): mixed series")
         if pixels.ndim != 2:
             raise InputError(source, f"unexpected pixel array of shape {pixels.shape} in a single-frame image")
         slope, intercept = _rescale(ds)
@@ -54,6 +57,10 @@ def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, l
         if slope != 1.0 or intercept != 0.0:
             out[:, :, k] = out[:, :, k] * slope + intercept
     return out, geom.affine_lps, geom.warnings + _grey_scale_upright(out, headers[0]), headers
+
+
+def _mm(spacing) -> str:
+    return " x ".join(f"{float(v):g}" for v in spacing)
 
 
 def _grey_scale_upright(out: np.ndarray, ds: Dataset) -> list[str]:
