@@ -141,6 +141,20 @@ def test_mixed_pixel_spacing_in_one_series(tmp_path):
     _fails_cleanly(tmp_path / "s", "differ in pixel spacing")
 
 
+def test_enhanced_frames_with_mixed_pixel_spacing(real_data, tmp_path):
+    """The same for an enhanced object (the real XA30 keeps its pixel measures per frame): only the first frame's
+    spacing was read."""
+    source = next((real_data / "xa30-enhanced-multiframe").rglob("*.dcm"))
+    ds = pydicom.dcmread(source)
+    for frame in ds.PerFrameFunctionalGroupsSequence[1::2]:
+        if "PixelMeasuresSequence" not in frame:
+            pytest.skip("pixel measures are shared by all frames in this object")
+        frame.PixelMeasuresSequence[0].PixelSpacing = [3.0, 3.0]  # the others are 2 mm
+    (tmp_path / "s").mkdir()
+    ds.save_as(tmp_path / "s" / "mixed.dcm")
+    _fails_cleanly(tmp_path / "s", "differ in pixel spacing")
+
+
 def test_duplicate_positions_mixed_series(tmp_path):
     vol = make_volume(angles_deg=(0, 0, 0))
     files = write_dicom_series(vol, tmp_path / "s")

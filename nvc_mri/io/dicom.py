@@ -95,6 +95,8 @@ def _enhanced(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, 
         raise InputError(source, "enhanced MR frames lack plane position, orientation or pixel spacing")
     if len({tuple(np.round(np.asarray(o, float), 3)) for o in orientations}) > 1:
         raise InputError(source, "frames of the enhanced MR object have several orientations (mixed stacks)")
+    if any(v is None or not np.allclose(np.asarray(v, float), np.asarray(spacings[0], float), atol=1e-3) for v in spacings):
+        raise InputError(source, "frames of the enhanced MR object differ in pixel spacing (mixed stacks)")
     warnings: list[str] = []
     keep, which = analysed_frames(ds)
     if which:
