@@ -80,7 +80,7 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
     studies: list[Study] = []
     dicom: dict[str, list[Path]] = {}
     for folder, dirs, files in os.walk(root):
-        if is_nvc_output(Path(folder)):
+        if is_nvc_output(set(files) | set(dirs)):
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder) / d).resolve() != excluded)

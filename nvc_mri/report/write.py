@@ -23,10 +23,9 @@ FORMATS = ("json", "html", "nifti", "dicom")
 OUTPUT_NAMES = {"report.json", "report.html", "labels.nii.gz", "dicom", "error.json", "fingerprint.json"}
 
 
-def is_nvc_output(folder: Path) -> bool:
-    """Whether ``folder`` is one nvc-mri wrote: a batch's output root (``batch.json``) or one analysis's outputs
-    (``report.json`` or ``error.json``, and nothing but output names)."""
-    names = {p.name for p in folder.iterdir()}
+def is_nvc_output(names: set[str]) -> bool:
+    """Whether a folder holding the files and folders ``names`` is one nvc-mri wrote: a batch's output root
+    (``batch.json``) or one analysis's outputs (``report.json`` or ``error.json``, and nothing but output names)."""
     return "batch.json" in names or (bool(names & {"report.json", "error.json"}) and names <= OUTPUT_NAMES)
 
 
