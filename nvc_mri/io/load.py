@@ -17,7 +17,9 @@ from nvc_mri.errors import InputError
 from nvc_mri.io.dicom import load_group
 from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
 from nvc_mri.io.geometry import check_spacing, check_voxels, nifti_affine_in_mm
-from nvc_mri.io.sequence import SequenceGuess, classify_header, classify_intensities, sidecar_header
+from nvc_mri.io.convert import as_intensities, judged_from_intensities
+from nvc_mri.io.image_files import IMAGE_FILE_NAMES, load_image_file
+from nvc_mri.io.sequence import SequenceGuess, classify_header, sidecar_header
 from nvc_mri.io.series import (
     SeriesCandidate,
     choose_series,
@@ -57,6 +59,8 @@ def _kind(path: Path) -> str:
         return "folder"
     if not path.exists():
         raise InputError(path, "no such file or folder")
+    if name.endswith(IMAGE_FILE_NAMES):
+        return "image"
     if name.endswith((".img", ".img.gz")):  # the data half of a NIfTI/ANALYZE pair
         if not _header_of_pair(path).exists():
             raise InputError(path, f"image data without its header: {_header_of_pair(path).name} is missing")
@@ -113,22 +117,10 @@ def _open_nifti(path: Path) -> tuple[nib.spatialimages.SpatialImage, nib.spatial
     return img, image_class.header_class.from_fileobj(io.BytesIO(data), check=False)
 
 
-def _as_intensities(path: Path, array: np.ndarray) -> np.ndarray:
-    """float32 voxels; complex data become their magnitude, colour data are refused, trailing axes of
-    length 1 (x, y, z, 1, 1) are dropped."""
-    if array.dtype.names is not None:  # nibabel's RGB24/RGBA32
-        raise InputError(path, "colour (RGB) image, not MR intensities")
-    if np.iscomplexobj(array):
-        array = np.abs(array)
-    while array.ndim > 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    return array.astype(np.float32, copy=False)
-
-
 def _load_nifti(path: Path) -> Volume:
     try:
         img, raw = _open_nifti(path)
-        array = _as_intensities(path, np.asanyarray(img.dataobj))
+        array = as_intensities(str(path), np.asanyarray(img.dataobj))
     except InputError:
         raise
     except (EOFError, gzip.BadGzipFile) as exc:
@@ -195,9 +187,9 @@ def bids_sidecar(path: Path) -> dict | None:
 def _nifti_sequence(path: Path, array: np.ndarray) -> tuple[SequenceGuess, dict, list[str]]:
     """What a NIfTI holds: from its BIDS sidecar's sequence header when there is one that the series rules
     recognise (basis ``"bids-sidecar"``), else judged from the image; the header kept, and warnings."""
-    image_guess = classify_intensities(array)
+    image_guess, image_warnings = judged_from_intensities(array, "NIfTI")
     if image_guess.family == "label_map":
-        return image_guess, {}, [image_guess.reasons[0]]
+        return image_guess, {}, image_warnings
     sidecar = bids_sidecar(path)
     header = sidecar_header(sidecar) if sidecar else {}
     header_guess = classify_header(header) if header else None
@@ -208,12 +200,7 @@ def _nifti_sequence(path: Path, array: np.ndarray) -> tuple[SequenceGuess, dict,
             warnings.append("the JSON sidecar names a heavily T2-weighted sequence, but in the image CSF does not look "
                             "clearly brighter than brain: check that the sidecar belongs to this image")
         return guess, header, warnings
-    if not image_guess.is_heavily_t2_3d or image_guess.confidence < 0.6:
-        return image_guess, header, [
-            "NIfTI has no sequence header; judged from intensities, "
-            + ("CSF does not look clearly brighter than brain: this may not be a heavily T2-weighted image"
-               if not image_guess.is_heavily_t2_3d else "it looks heavily T2-weighted, but the guess is weak")]
-    return image_guess, header, []
+    return image_guess, header, image_warnings
 
 
 def _extract_zip(path: Path, into: Path) -> None:
@@ -260,7 +247,8 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
     Parameters
     ----------
     path : str or Path
-        A NIfTI file (``.nii``, ``.nii.gz``), one DICOM file (single- or multi-frame),
+        A NIfTI file (``.nii``, ``.nii.gz``), an NRRD (``.nrrd``, ``.nhdr``), MetaImage (``.mha``, ``.mhd``) or
+        FreeSurfer (``.mgz``, ``.mgh``) file, one DICOM file (single- or multi-frame),
         a folder of DICOM files (nested, several series), its DICOMDIR, or a ``.zip`` of DICOM files.
     series : str or int, optional
         SeriesInstanceUID or SeriesNumber to load instead of the automatic choice; ``"<number>#<k>"`` names
@@ -281,10 +269,10 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
     """
     path = Path(path)
     kind = _kind(path)
-    if kind == "nifti":
+    if kind in ("nifti", "image"):
         if series is not None:  # silently ignored, it would suggest a choice was made
-            raise InputError(path, f"a NIfTI file holds one image; a series ({series}) is chosen only in DICOM folders and zips")
-        return _load_nifti(path)
+            raise InputError(path, f"an image file holds one image; a series ({series}) is chosen only in DICOM folders and zips")
+        return _load_nifti(path) if kind == "nifti" else load_image_file(path)
     if kind == "folder":
         return _load_dicom_folder(path, path, series)
     if kind == "dicomdir":  # the files it indexes lie in the folder that holds it
@@ -302,6 +290,4 @@ def load_volume(path: str | Path, series: str | int | None = None) -> Volume:
         # keep the real file name, not the temporary link
         volume.meta.source_files = [str(path)]
         return volume
-    if path.name.lower().endswith((".mgz", ".mgh", ".nrrd", ".nhdr", ".mha", ".mhd")):
-        raise InputError(path, f"{path.suffix} images are not read; convert to NIfTI (mri_convert, or SimpleITK.WriteImage to .nii.gz)")
-    raise InputError(path, "neither DICOM nor NIfTI (unknown file format)")
+    raise InputError(path, "unknown file format: neither DICOM nor NIfTI, NRRD, MetaImage or MGH")
