@@ -57,7 +57,7 @@ def test_empty_folder(tmp_path):
 def test_a_folder_of_nifti_files_names_them(tmp_path):
     (tmp_path / "niftis").mkdir()
     nib.save(nib.Nifti1Image(make_volume().array, np.eye(4)), tmp_path / "niftis" / "scan.nii.gz")
-    _fails_cleanly(tmp_path / "niftis", "holds 1 NIfTI file(s) and no DICOM series; give a NIfTI file itself")
+    _fails_cleanly(tmp_path / "niftis", "holds 1 NIfTI file(s) and no DICOM series; give an image file itself")
 
 
 def test_folder_without_mr_images(tmp_path):

@@ -378,6 +378,30 @@ def test_nothing_measurable_still_gives_every_output_and_says_so(study, tmp_path
             assert _dciodvfy_errors(out / "dicom" / name) == [], name
 
 
+def test_a_slicer_nrrd_of_the_study_gets_the_study_findings(analysed, study, tmp_path):
+    """The DICOM study read and saved as NRRD by ITK (as 3D Slicer does), then analysed: the same labels on the same
+    grid and the same findings as from the DICOM series, with the sequence judged from the image."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(study)))
+    sitk.WriteImage(reader.Execute(), str(tmp_path / "study.nrrd"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["analyze", str(tmp_path / "study.nrrd"), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    ours, theirs = (json.loads((d / "report.json").read_text()) for d in (out, analysed))
+    assert ours["input"]["format"] == "nrrd" and ours["input"]["sequence_basis"] == "image-intensities"
+    for side in ("left", "right"):
+        for key in ("contact", "severity", "segment", "vessel"):
+            assert ours["sides"][side]["nvc"][key] == theirs["sides"][side]["nvc"][key], (side, key)
+        assert ours["sides"][side]["nvc"]["min_gap_mm"] == pytest.approx(theirs["sides"][side]["nvc"]["min_gap_mm"], abs=0.05)
+    assert [lesion["koos_grade"] for lesion in ours["lesions"]] == [lesion["koos_grade"] for lesion in theirs["lesions"]]
+    labels, reference = (nib.load(d / "labels.nii.gz") for d in (out, analysed))
+    np.testing.assert_allclose(labels.affine, reference.affine, atol=1e-3)
+    assert np.mean(np.asarray(labels.dataobj) == np.asarray(reference.dataobj)) > 0.999
+    assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "report.html", "report.json"]
+
+
 def test_nifti_input_gets_no_dicom_outputs(tmp_path):
     case = _case()
     folder = write_case(case, tmp_path / "case", "nifti")

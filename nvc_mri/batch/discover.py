@@ -1,4 +1,5 @@
-"""Find the studies under a folder: NIfTI files, zip archives and DICOM studies in nested folders.
+"""Find the studies under a folder: image files (NIfTI, NRRD, MetaImage, MGH), zip archives and DICOM studies in
+nested folders.
 
 DICOM files are grouped by StudyInstanceUID wherever they lie. Study names (the output folder
 names) never contain raw DICOM values: a DICOM study is ``dicom-<hash of its UID>``; a file is
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
+from nvc_mri.io.image_files import IMAGE_FILE_NAMES
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -27,9 +29,10 @@ class Study:
     ----------
     name : str
         Safe, unique folder name for its outputs.
-    kind : {'nifti', 'zip', 'dicom'}
+    kind : {'nifti', 'image', 'zip', 'dicom'}
+        'image': an NRRD, MetaImage or MGH file.
     source : str
-        The file (NIfTI, zip) or the folder holding the study's DICOM files (for people; may be shared).
+        The file (NIfTI, other image, zip) or the folder holding the study's DICOM files (for people; may be shared).
     files : tuple of str
         Every input file of the study.
     """
@@ -46,7 +49,8 @@ def _digest(text: str, n: int = 12) -> str:
 
 def safe_name(relative_path: str) -> str:
     """A folder name from a relative path: safe characters only, bounded length, a hash against collisions."""
-    stem = re.sub(r"(\.nii\.gz|\.nii|\.zip)$", "", relative_path, flags=re.IGNORECASE)
+    stem = re.sub(r"(\.nii\.gz|\.nii|\.zip|\.nrrd|\.nhdr|\.mha|\.mhd|\.mgz|\.mgh)$", "", relative_path,
+                  flags=re.IGNORECASE)
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "study"
     return f"{clean}-{_digest(relative_path, 6)}"
 
@@ -66,7 +70,7 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
     Parameters
     ----------
     root : path
-        A folder; also accepted: one NIfTI or zip file.
+        A folder; also accepted: one image (NIfTI, NRRD, MetaImage, MGH) or zip file.
     exclude : path, optional
         A folder not to look in (the batch's output root, when it lies under ``root``).
     """
@@ -75,7 +79,7 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
     root = Path(root)
     excluded = Path(exclude).resolve() if exclude is not None else None
     if root.is_file():
-        kind = "zip" if zipfile.is_zipfile(root) else "nifti"
+        kind = "zip" if zipfile.is_zipfile(root) else "image" if root.name.lower().endswith(IMAGE_FILE_NAMES) else "nifti"
         return [Study(safe_name(root.name), kind, str(root), (str(root),))]
     studies: list[Study] = []
     dicom: dict[str, list[Path]] = {}
@@ -91,6 +95,8 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
             relative = str(path.relative_to(root))
             if name.lower().endswith(NIFTI_SUFFIXES):
                 studies.append(Study(safe_name(relative), "nifti", str(path), (str(path),)))
+            elif name.lower().endswith(IMAGE_FILE_NAMES):
+                studies.append(Study(safe_name(relative), "image", str(path), (str(path),)))
             elif name.lower().endswith(".zip") and zipfile.is_zipfile(path):
                 studies.append(Study(safe_name(relative), "zip", str(path), (str(path),)))
             elif looks_like_dicom(path):

@@ -15,6 +15,7 @@ from nvc_mri.io.dicom_headers import (
     list_files,
     read_instance_header,
 )
+from nvc_mri.io.image_files import IMAGE_FILE_NAMES
 from nvc_mri.io.sequence import SequenceGuess, classify_header
 
 
@@ -93,10 +94,11 @@ def scan_dicom_folder(folder: Path, source: Path | None = None) -> tuple[list[Se
         else:
             n_other += 1
     if not headers:
-        niftis = [f for f in files if f.lower().endswith((".nii", ".nii.gz"))]
-        if niftis and not n_other:  # a folder is read as one DICOM study; NIfTI files are given one by one
-            raise InputError(source or folder, f"holds {len(niftis)} NIfTI file(s) and no DICOM series; give a NIfTI file "
-                                               "itself (or use nvc-mri batch for a folder of them)")
+        images = [f for f in files if f.lower().endswith((".nii", ".nii.gz") + IMAGE_FILE_NAMES)]
+        if images and not n_other:  # a folder is read as one DICOM study; image files are given one by one
+            kinds = "NIfTI" if all(f.lower().endswith((".nii", ".nii.gz")) for f in images) else "image"
+            raise InputError(source or folder, f"holds {len(images)} {kinds} file(s) and no DICOM series; give an image "
+                                               "file itself (or use nvc-mri batch for a folder of them)")
         what = f"{n_other} DICOM object(s) but" if n_other else "no DICOM files and"
         raise InputError(source or folder, f"{what} no MR image series")
     rules = load_config("series_rules.yaml")

@@ -40,7 +40,8 @@ class VolumeMeta(BaseModel):
     """What a volume is and where it came from. Holds no patient identifiers."""
 
     source: str = Field(description="the path given to load_volume")
-    format: str = Field(description="'nifti', 'dicom' (classic single-frame) or 'dicom-enhanced' (multi-frame)")
+    format: str = Field(description="'nifti', 'nrrd', 'metaimage', 'mgh', 'dicom' (classic single-frame) or "
+                                    "'dicom-enhanced' (multi-frame)")
     modality: str | None = "MR"
     sequence: SequenceGuess
     series_instance_uid: str | None = None

@@ -34,7 +34,7 @@ class Software(_Strict):
 
 class InputInfo(_Strict):
     path: str | None = Field(description="the file or folder given (null when the image came from memory)")
-    format: str = Field(description="nifti, dicom or dicom-enhanced")
+    format: str = Field(description="nifti, nrrd, metaimage, mgh, dicom or dicom-enhanced")
     series_instance_uid: str | None = Field(None, description="DICOM input only")
     study_instance_uid: str | None = Field(None, description="DICOM input only")
     series_description: str | None = None
