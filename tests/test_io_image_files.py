@@ -4,6 +4,7 @@ headers, units, orientation warnings and damaged files."""
 from __future__ import annotations
 
 import gzip
+import os
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +13,7 @@ import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from nvc_mri.batch import find_studies
+from nvc_mri.batch.discover import fingerprint
 from nvc_mri.cli import app
 from nvc_mri.errors import InputError
 from nvc_mri.io import load_volume
@@ -118,3 +120,10 @@ def test_batch_finds_nrrd_metaimage_and_mgh_studies_but_not_their_data_files(tmp
     assert sorted(s.source.rsplit("/", 1)[1] for s in found) == ["a.nrrd", "b.mhd", "c.nhdr", "d.mha", "e.mgz"]
     assert {s.kind for s in found} == {"image"} and (tmp_path / "b.raw").exists()
     assert all(not s.name.endswith((".nrrd", ".mha")) and "-" in s.name for s in found)
+    files = {s.source.rsplit("/", 1)[1]: [f.rsplit("/", 1)[1] for f in s.files] for s in found}
+    assert files["b.mhd"] == ["b.mhd", "b.raw"] and files["c.nhdr"] == ["c.nhdr", "c.raw"] and files["a.nrrd"] == ["a.nrrd"]
+    mhd = next(s for s in found if s.source.endswith("b.mhd"))
+    before = fingerprint(mhd, "config", "model", "1")
+    (tmp_path / "b.raw").write_bytes((tmp_path / "b.raw").read_bytes()[::-1])  # new voxels, the same header
+    os.utime(tmp_path / "b.raw", ns=(1, 1))
+    assert fingerprint(mhd, "config", "model", "1") != before

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
-from nvc_mri.io.image_files import IMAGE_FILE_NAMES
+from nvc_mri.io.image_files import IMAGE_FILE_NAMES, detached_data_file
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -34,7 +34,7 @@ class Study:
     source : str
         The file (NIfTI, other image, zip) or the folder holding the study's DICOM files (for people; may be shared).
     files : tuple of str
-        Every input file of the study.
+        Every input file of the study (an ``.nhdr``/``.mhd`` header, then its data file).
     """
 
     name: str
@@ -63,6 +63,12 @@ def _study_uid(path: Path) -> str | None:
         return None
 
 
+def _file_study(path: Path, relative: str, kind: str) -> Study:
+    """A study of one file; a detached header's data file is one of its files, so that --resume sees it change."""
+    data = detached_data_file(path) if kind == "image" else None
+    return Study(safe_name(relative), kind, str(path), (str(path),) + ((str(data),) if data else ()))
+
+
 def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[Study]:
     """Every study under ``root`` (sorted by name; hidden files and folders are skipped, and so are nvc-mri's
     own outputs: their labels.nii.gz is not a study).
@@ -80,7 +86,7 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
     excluded = Path(exclude).resolve() if exclude is not None else None
     if root.is_file():
         kind = "zip" if zipfile.is_zipfile(root) else "image" if root.name.lower().endswith(IMAGE_FILE_NAMES) else "nifti"
-        return [Study(safe_name(root.name), kind, str(root), (str(root),))]
+        return [_file_study(root, root.name, kind)]
     studies: list[Study] = []
     dicom: dict[str, list[Path]] = {}
     for folder, dirs, files in os.walk(root):
@@ -96,7 +102,8 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
             if name.lower().endswith(NIFTI_SUFFIXES):
                 studies.append(Study(safe_name(relative), "nifti", str(path), (str(path),)))
             elif name.lower().endswith(IMAGE_FILE_NAMES):
-                studies.append(Study(safe_name(relative), "image", str(path), (str(path),)))
+                data = detached_data_file(path)  # its changes must make --resume analyse the study again
+                studies.append(Study(safe_name(relative), "image", str(path), (str(path),) + ((str(data),) if data else ())))
             elif name.lower().endswith(".zip") and zipfile.is_zipfile(path):
                 studies.append(Study(safe_name(relative), "zip", str(path), (str(path),)))
             elif looks_like_dicom(path):

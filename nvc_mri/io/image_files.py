@@ -39,6 +39,23 @@ def _nrrd_space_units(path: Path) -> list[str]:
     return []
 
 
+def detached_data_file(path: str | Path) -> Path | None:
+    """The voxel file a detached header names (``.nhdr``: ``data file:``, ``.mhd``: ``ElementDataFile =``), when it
+    is one existing file beside it; None for attached data, lists and file patterns."""
+    path = Path(path)
+    key = {".nhdr": "data file:", ".mhd": "elementdatafile ="}.get(path.suffix.lower())
+    if key is None:
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(65536).decode("latin-1")
+    for line in head.splitlines():
+        if line.lower().startswith(key):
+            name = line[len(key):].strip()
+            data = path.parent / name
+            return data if name and " " not in name and name.upper() != "LOCAL" and data.is_file() else None
+    return None
+
+
 def _nrrd_geometry_warnings(path: Path, space: str, affine: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """The affine in mm (``space units`` other than mm are converted) and warnings about an NRRD's geometry."""
     warnings = []
