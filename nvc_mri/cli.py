@@ -96,7 +96,7 @@ def _info_dict(path: Path, series: str | None) -> dict:
 @app.command()
 @friendly_errors
 def info(
-    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder (or its DICOMDIR) or zip."),
+    input: Path = typer.Argument(..., help="DICOM file, folder (or its DICOMDIR) or zip; NIfTI, NRRD, MetaImage or MGH file."),
     series: str | None = typer.Option(None, help="SeriesInstanceUID or series number to load; 3#2 for one part (echo, orientation) of series 3, as listed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
@@ -233,7 +233,7 @@ def train(
 @app.command()
 @friendly_errors
 def segment(
-    input: Path = typer.Argument(..., help="NIfTI file, DICOM folder/file or zip."),
+    input: Path = typer.Argument(..., help="DICOM file, folder or zip; NIfTI, NRRD, MetaImage or MGH file."),
     output: Path = typer.Option(..., "--output", "-o", help="Label map to write (.nii.gz), on the input's grid."),
     series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID or series number when a folder holds several; 3#2 for one part of series 3 (see info)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -336,7 +336,7 @@ def _analyze_into(source, outdir: Path, *, series=None, device="auto", weights=N
 @app.command()
 @friendly_errors
 def analyze(
-    input: Path = typer.Argument(..., help="NIfTI file, DICOM file, DICOM folder (or its DICOMDIR) or zip."),
+    input: Path = typer.Argument(..., help="DICOM file, folder (or its DICOMDIR) or zip; NIfTI, NRRD, MetaImage or MGH file."),
     outdir: Path = typer.Option(..., "--output", "-o", help="Output folder (replaced as a whole; must be new, empty or an earlier output)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Folder of YAML files (or one YAML file keyed by file name) overriding configs/."),
@@ -354,7 +354,7 @@ def analyze(
 @app.command()
 @friendly_errors
 def batch(
-    input_root: Path = typer.Argument(..., help="Folder with NIfTI files, zip files and DICOM studies (nested folders)."),
+    input_root: Path = typer.Argument(..., help="Folder with image files (NIfTI, NRRD, MetaImage, MGH), zip files and DICOM studies (nested folders)."),
     output_root: Path = typer.Option(..., "--output", "-o", help="One folder per study, plus summary.csv/.json and failures.csv."),
     workers: int = typer.Option(1, "--workers", "-w", help="Local worker processes (torch threads are divided among them)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask distributed scheduler address (tcp://host:8786)."),
