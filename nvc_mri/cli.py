@@ -61,9 +61,13 @@ def _info_dict(path: Path, series: str | None) -> dict:
     from nvc_mri.io import load_volume, scan
 
     found = []
-    if path.is_dir() or path.suffix.lower() == ".zip" or path.name.upper() == "DICOMDIR":
-        candidates, n_other = scan(path)
-        found = [c.summary() for c in candidates]
+    if path.is_dir():
+        found = [c.summary() for c in scan(path)[0]]
+    elif path.is_file():
+        try:  # a zip or a DICOMDIR (by its name or its SOP class) lists its series too
+            found = [c.summary() for c in scan(path)[0]]
+        except InputError:  # an image file or one DICOM file: nothing to list; loading names any problem
+            pass
     try:
         volume = load_volume(path, series=series)
     except InputError as exc:

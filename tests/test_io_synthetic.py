@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import nibabel as nib
 import numpy as np
 import pytest
 from pydicom.uid import JPEGLSLossless, RLELossless
+from typer.testing import CliRunner
 
+from nvc_mri.cli import app
 from nvc_mri.io import load_volume, scan
 from nvc_mri.io.dicom_write import write_dicom_series
 from tests.conftest import make_volume
@@ -346,6 +349,10 @@ def test_a_dicomdir_given_as_the_input_loads_the_series_it_indexes(tmp_path):
     np.testing.assert_array_equal(volume.array, load_volume(tmp_path / "part10").array)
     candidates, _ = scan(tmp_path / "cd" / "DICOMDIR")  # what `nvc-mri info` lists
     assert [c.group.n_slices for c in candidates] == [len(files)]
+    (tmp_path / "cd" / "DICOMDIR").rename(tmp_path / "cd" / "INDEX")  # known by its SOP class, not its name
+    result = CliRunner().invoke(app, ["info", "--json", str(tmp_path / "cd" / "INDEX")])
+    assert result.exit_code == 0, result.output
+    assert [s["images"] for s in json.loads(result.output)["series_found"]] == [len(files)]
     bare = tmp_path / "IM0000"
     ds = pydicom.dcmread(files[0])
     ds.preamble = None
