@@ -26,7 +26,7 @@ from nvc_mri.segment.data import load_case, prepare_case, training_options
 from nvc_mri.segment.inference import select_device
 from nvc_mri.segment.model import new_networks
 from nvc_mri.segment.patches import class_voxel_index
-from nvc_mri.segment.train import TrainConfig, optimisers_for, segmentation_loss, training_step
+from nvc_mri.segment.train import TrainConfig, for_training, optimisers_for, segmentation_loss, training_step
 
 WARM_UP = 4
 
@@ -34,8 +34,7 @@ WARM_UP = 4
 def seconds_per_step(cases: list, config: TrainConfig, model_config: dict, device: torch.device, steps: int) -> float:
     """Mean wall seconds of ``steps`` training steps (after ``WARM_UP``), fine and coarse networks together."""
     torch.manual_seed(0)
-    networks = new_networks(model_config).to(device)
-    networks.fine.train(); networks.coarse.train()
+    networks = for_training(new_networks(model_config).to(device))
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = segmentation_loss()
     rng = np.random.default_rng(0)

@@ -554,6 +554,37 @@ def test_training_step_updates_float32_weights_in_either_precision(precision, tm
         assert after[name].dtype == torch.float32 and not torch.equal(after[name], before[name])
 
 
+def test_channels_last_training_is_the_same_arithmetic_and_exports_plain_weights(tmp_path):
+    """for_training lays the weights out channels-last (about a fifth faster per step on the CPU): from the same
+    weights and batch the loss and every gradient must be those of the plain layout (weights after an AdamW step
+    are not compared: its first step moves each weight by the sign of its gradient, and rounding flips the sign
+    of gradients that are zero in exact arithmetic), and the exported file must load as before."""
+    from nvc_mri.segment.model import load_networks, save_weights
+    from nvc_mri.segment.patches import batch
+    from nvc_mri.segment.train import for_training, optimise, segmentation_loss
+
+    rng = np.random.default_rng(0)
+    x, y = batch([_synthetic_training_case(rng)], rng, (64, 64, 48), 2, 0.8)
+    runs = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        networks = new_networks()
+        for_training(networks) if channels_last else networks.fine.train()
+        optimiser = torch.optim.SGD(networks.fine.parameters(), lr=0.0)  # keeps the weights; leaves the gradients
+        loss = optimise(networks.fine, optimiser, segmentation_loss(), x, y)
+        runs.append((loss, {n: p.grad.clone() for n, p in networks.fine.named_parameters()}, networks))
+    (plain_loss, plain_grads, _), (last_loss, last_grads, last_nets) = runs
+    assert last_nets.fine.model[0].conv.unit0.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert last_loss == pytest.approx(plain_loss, rel=1e-5)
+    largest = max(float(g.abs().max()) for g in plain_grads.values())
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(last_grads[name], grad, atol=1e-4 * largest, rtol=1e-3, msg=name)
+    save_weights(last_nets, tmp_path / "w.safetensors")
+    reloaded = load_networks(tmp_path / "w.safetensors")
+    for name, value in last_nets.fine.state_dict().items():
+        torch.testing.assert_close(reloaded.fine.state_dict()[name], value, msg=name)
+
+
 def test_training_refuses_cuda_without_a_gpu(tmp_path):
     from nvc_mri.segment.train import TrainConfig, train
 

@@ -29,7 +29,7 @@ from nvc_mri.segment.data import cache_volume, load_case
 from nvc_mri.segment.model import load_networks, save_weights
 from nvc_mri.segment.patches import class_voxel_index
 from nvc_mri.segment.inference import select_device
-from nvc_mri.segment.train import StepConfig, optimisers_for, segmentation_loss, training_step, validate
+from nvc_mri.segment.train import StepConfig, for_training, optimisers_for, segmentation_loss, training_step, validate
 
 
 class FineTuneConfig(StepConfig):
@@ -112,7 +112,7 @@ def fine_tune(dataset: str | Path, run_dir: str | Path, config: FineTuneConfig |
     fine_patch = tuple(config.patch_size or model_config["fine"]["patch_size"])
     coarse_patch = tuple(model_config["coarse"]["patch_size"])
     inference_patch = tuple(model_config["fine"]["patch_size"])
-    networks.fine.train(); networks.coarse.train()
+    for_training(networks)
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = segmentation_loss()
     started = time.time()

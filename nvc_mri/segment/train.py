@@ -134,7 +134,9 @@ def optimise(network: torch.nn.Module, optimiser: torch.optim.Optimizer, loss_fn
     """One optimiser step of ``network`` on the batch ``x``, ``y`` (on the network's device); returns the loss.
 
     With ``precision='bfloat16'`` the forward pass runs under autocast and the loss is taken in float32.
+    The batch goes in channels-last, as :func:`for_training` lays out the weights.
     """
+    x = x.contiguous(memory_format=torch.channels_last_3d)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
         logits = network(x)
     loss = loss_fn(logits.float(), y)
@@ -176,6 +178,18 @@ def initial_networks(initial_weights: str | None, model_config: dict) -> Network
     return load_networks(None if initial_weights == "shipped" else initial_weights, model_config)
 
 
+def for_training(networks: Networks) -> Networks:
+    """Both networks in training mode, their convolution weights laid out channels-last (``channels_last_3d``).
+
+    The same arithmetic in another memory order: on the 2-core CPU a step of the shipped recipe took 0.165 s
+    instead of 0.21 s, with the same losses to the third decimal (benchmarks/RESULTS.md). The exported weights are
+    contiguous again (:func:`~nvc_mri.segment.model.save_weights`).
+    """
+    for network in (networks.fine, networks.coarse):
+        network.to(memory_format=torch.channels_last_3d).train()
+    return networks
+
+
 def optimisers_for(networks: Networks, learning_rate: float, weight_decay: float) -> dict:
     return {name: torch.optim.AdamW(getattr(networks, name).parameters(), lr=learning_rate, weight_decay=weight_decay)
             for name in ("fine", "coarse")}
@@ -205,8 +219,7 @@ def train(config: TrainConfig, resume: bool = False, progress: Callable[[int, di
                   for i in range(min(config.generator_processes, len(wanted)))]
     for generator in generators:
         generator.start()
-    networks = initial_networks(config.initial_weights, model_config).to(device)
-    networks.fine.train(); networks.coarse.train()
+    networks = for_training(initial_networks(config.initial_weights, model_config).to(device))
     optimisers = optimisers_for(networks, config.learning_rate, config.weight_decay)
     loss_fn = segmentation_loss()
     step, history = 0, []
