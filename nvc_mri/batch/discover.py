@@ -49,8 +49,8 @@ def _digest(text: str, n: int = 12) -> str:
 
 def safe_name(relative_path: str) -> str:
     """A folder name from a relative path: safe characters only, bounded length, a hash against collisions."""
-    stem = re.sub(r"(\.nii\.gz|\.nii|\.zip|\.nrrd|\.nhdr|\.mha|\.mhd|\.mgz|\.mgh)$", "", relative_path,
-                  flags=re.IGNORECASE)
+    ending = next((e for e in NIFTI_SUFFIXES + IMAGE_FILE_NAMES + (".zip",) if relative_path.lower().endswith(e)), "")
+    stem = relative_path[: len(relative_path) - len(ending)]
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "study"
     return f"{clean}-{_digest(relative_path, 6)}"
 
@@ -100,12 +100,11 @@ def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[St
             path = Path(folder) / name
             relative = str(path.relative_to(root))
             if name.lower().endswith(NIFTI_SUFFIXES):
-                studies.append(Study(safe_name(relative), "nifti", str(path), (str(path),)))
+                studies.append(_file_study(path, relative, "nifti"))
             elif name.lower().endswith(IMAGE_FILE_NAMES):
-                data = detached_data_file(path)  # its changes must make --resume analyse the study again
-                studies.append(Study(safe_name(relative), "image", str(path), (str(path),) + ((str(data),) if data else ())))
+                studies.append(_file_study(path, relative, "image"))
             elif name.lower().endswith(".zip") and zipfile.is_zipfile(path):
-                studies.append(Study(safe_name(relative), "zip", str(path), (str(path),)))
+                studies.append(_file_study(path, relative, "zip"))
             elif looks_like_dicom(path):
                 key = _study_uid(path) or f"unreadable:{Path(folder).relative_to(root)}"
                 dicom.setdefault(key, []).append(path)
