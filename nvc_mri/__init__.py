@@ -21,7 +21,7 @@ def analyze(source, *, affine=None, device: str = "auto", weights=None, force: b
     Parameters
     ----------
     source : str, Path, nibabel image, SimpleITK.Image or ndarray
-        A NIfTI file, DICOM file, folder or zip; or an image in memory.
+        A DICOM file, folder or zip; a NIfTI, NRRD, MetaImage or MGH file; or an image in memory.
     affine : ndarray (4, 4), optional
         Voxel index -> RAS+ mm, required when ``source`` is a NumPy array.
     device : {'auto', 'cpu', 'cuda'}
