@@ -181,9 +181,9 @@ def initial_networks(initial_weights: str | None, model_config: dict) -> Network
 def for_training(networks: Networks) -> Networks:
     """Both networks in training mode, their convolution weights laid out channels-last (``channels_last_3d``).
 
-    The same arithmetic in another memory order: on the 2-core CPU a step of the shipped recipe took 0.165 s
-    instead of 0.21 s, with the same losses to the third decimal (benchmarks/RESULTS.md). The exported weights are
-    contiguous again (:func:`~nvc_mri.segment.model.save_weights`).
+    The same arithmetic in another memory order: on the 2-core CPU a float32 step of the shipped recipe took 0.153 s
+    instead of 0.188 s, and the losses agree (benchmarks/RESULTS.md). The exported weights are contiguous again
+    (:func:`~nvc_mri.segment.model.save_weights`).
     """
     for network in (networks.fine, networks.coarse):
         network.to(memory_format=torch.channels_last_3d).train()
