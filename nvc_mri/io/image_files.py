@@ -101,9 +101,7 @@ def _load_itk(path: Path, image_io: str, fmt: str, what: str) -> Volume:
 
 def _mgh_has_orientation(path: Path) -> bool:
     """The stored goodRASFlag (nibabel sets it to 1 on loading, when it puts its default coronal axes in)."""
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    with (gzip.open if gzipped else open)(path, "rb") as fh:
+    with nib.openers.ImageOpener(str(path)) as fh:  # .mgz decompressed, as nibabel reads it
         head = fh.read(30)
     return len(head) == 30 and int.from_bytes(head[28:30], "big", signed=True) == 1
 
