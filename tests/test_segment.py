@@ -426,6 +426,25 @@ def test_lesion_pieces_without_coarse_support_are_dropped():
     assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.0) == labels).all()
 
 
+def test_a_lesion_piece_grazing_coarse_support_at_one_edge_is_dropped():
+    """Two lesion pieces, each reaching a coarse lesion probability over 0.5: the first (6 mm) lies within the
+    supported block, the second (8 mm) overlaps its fading edge by 1 mm (mean support 0.08 over its voxels). With a
+    minimal mean of 0.1 the second goes; without it (0) both stay, as the maximum alone allows."""
+    from nvc_mri.io.grid import WorldGrid
+    from nvc_mri.segment.postprocess import drop_unconfirmed_lesions
+
+    labels = np.zeros((60, 30, 30), np.uint8)
+    labels[4:16, 8:20, 8:20] = Label.LESION      # x 2-7.5 mm
+    labels[25:41, 8:20, 8:20] = Label.LESION     # x 12.5-20 mm: support 0.675, 0.45, 0.225 at x 12.5-13.5 mm
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    coarse_grid = WorldGrid((0.0, 0.0, 0.0), 2.0, (16, 8, 8))
+    coarse = np.zeros(coarse_grid.shape, np.float32)
+    coarse[0:7, :, :] = 0.9                      # x 0-12 mm, falling linearly to 0 at 14 mm
+    out = drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5, None, 0.1)
+    assert (out[4:16, 8:20, 8:20] == Label.LESION).all() and (out[20:] == 0).all()
+    assert (drop_unconfirmed_lesions(labels.copy(), affine, coarse, coarse_grid, 0.5, None, 0.0) == labels).all()
+
+
 def test_unconfirmed_lesion_against_the_nerves_away_from_the_brainstem_is_kept():
     """The coarse pass misses small intracanalicular schwannomas. With no coarse support anywhere, only the lesion
     piece lying against the nerve (1.5 mm off it) far from the brainstem stays; a piece wrapped round the nerve

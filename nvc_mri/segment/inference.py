@@ -172,7 +172,8 @@ def run_segmentation(volume: Volume, networks=None, device: str = "auto", force_
     # e.g. a whole-brain scan) stray nerve labels lie anywhere and so would the pieces kept beside them
     drop_unconfirmed_lesions(labels, volume.affine, coarse_lesion, coarse_grid,
                              float(config["postprocess"].get("lesion_coarse_min_probability", 0.0)),
-                             None if used_fallback else config["postprocess"])
+                             None if used_fallback else config["postprocess"],
+                             float(config["postprocess"].get("lesion_coarse_min_mean_probability", 0.0)))
     if not used_fallback:
         grow_lesions_into_coarse_support(labels, volume.array, volume.affine, coarse_lesion, coarse_grid,
                                          float(config["postprocess"].get("lesion_grow_coarse_probability", 0.0)),

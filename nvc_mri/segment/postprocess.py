@@ -147,9 +147,13 @@ def lesions_against_the_nerves(world: np.ndarray, owner: np.ndarray, numbers: np
 
 
 def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesion: np.ndarray, coarse_grid: WorldGrid,
-                             min_probability: float, config: dict[str, Any] | None = None) -> np.ndarray:
-    """Set to background every lesion piece in which the coarse lesion probability never reaches ``min_probability`` (in place).
+                             min_probability: float, config: dict[str, Any] | None = None,
+                             min_mean_probability: float = 0.0) -> np.ndarray:
+    """Set to background every lesion piece in which the coarse lesion probability never reaches ``min_probability``,
+    or whose mean over the piece's voxels stays under ``min_mean_probability`` (in place).
 
+    The mean catches a piece that only grazes a supported region at one edge (tissue beside a lesion, or where the
+    coarse network half-sees one): a lesion the coarse pass sees is supported over much of its extent.
     The coarse pass (2 mm voxels) misses lesions of a few millimetres; a piece lying against the nerves
     (:func:`lesions_against_the_nerves`, with the postprocess ``config``) is kept without its support.
 
@@ -159,10 +163,12 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
         Labels on the input grid (``affine``: voxel -> RAS+ mm).
     coarse_lesion : ndarray of float
         The coarse network's lesion probability on ``coarse_grid``.
+    min_probability, min_mean_probability : float
+        Support a piece needs somewhere in it and on average over its voxels (0: that test is off).
     """
     from scipy import ndimage
 
-    if min_probability <= 0:
+    if min_probability <= 0 and min_mean_probability <= 0:
         return labels
     pieces, n = ndimage.label(labels == Label.LESION, structure=np.ones((3, 3, 3)))
     if n == 0:
@@ -174,7 +180,8 @@ def drop_unconfirmed_lesions(labels: np.ndarray, affine: np.ndarray, coarse_lesi
     owner = pieces[tuple(index.T)]
     best = np.zeros(n + 1)
     np.maximum.at(best, owner, probability)
-    unconfirmed = best < min_probability
+    mean = np.bincount(owner, probability, n + 1) / np.maximum(np.bincount(owner, minlength=n + 1), 1)
+    unconfirmed = (best < min_probability) | (mean < min_mean_probability)
     unconfirmed[0] = False  # everything else
     if config is not None and unconfirmed.any():
         unconfirmed &= ~lesions_against_the_nerves(world, owner, np.flatnonzero(unconfirmed), labels, affine, config)
