@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from html import escape
 from pathlib import Path
 
@@ -324,6 +326,40 @@ def test_foreign_output_folder_is_refused_untouched(study, tmp_path):
     result = runner.invoke(app, ["analyze", str(study), "-o", str(tmp_path), "--device", "cpu"])
     assert result.exit_code == 2 and "holds other files" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in: permission bits for a user, a kernel file system for root."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        os.rmdir(tempfile.mkdtemp(dir="/sys"))
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no read-only folder for root here")
+
+
+@pytest.mark.parametrize("where", ["under a file", "read-only"])
+def test_an_unwritable_output_place_is_refused_before_the_analysis(study, tmp_path, monkeypatch, where):
+    """The outputs go beside OUTDIR under a temporary name: a place that cannot take them is refused with one line
+    before anything is loaded or segmented (the analysis is never called), and nothing is left behind."""
+    import nvc_mri.analysis
+
+    monkeypatch.setattr(nvc_mri.analysis, "run_analysis", lambda *a, **k: pytest.fail("analysis ran"))
+    if where == "under a file":
+        (tmp_path / "plain.txt").write_text("x")
+        out, expected = tmp_path / "plain.txt" / "sub" / "out", "plain.txt is a file, not a folder"
+    else:
+        out, expected = _read_only_folder(tmp_path) / "out", "cannot write the outputs there"
+    before = sorted(p.name for p in out.parent.iterdir()) if out.parent.is_dir() else None
+    result = runner.invoke(app, ["analyze", str(study), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 2 and expected in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    if before is not None:
+        assert sorted(p.name for p in out.parent.iterdir()) == before
 
 
 def test_t1_series_is_refused_with_one_line(real_data, tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +32,26 @@ def is_nvc_output(names: set[str]) -> bool:
 
 
 def check_output_folder(outdir: Path) -> None:
-    """Refuse a folder that holds anything but earlier nvc-mri outputs (it is replaced as a whole)."""
+    """Refuse a folder that holds anything but earlier nvc-mri outputs (it is replaced as a whole), or one that
+    cannot be written: the outputs go into a temporary folder beside it, so its parent (or the nearest existing
+    folder above, where the parents are still to be made) must take a new folder. Checked by making and removing
+    one, which also holds for read-only file systems and for root, where permission bits say nothing."""
+    outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise InputError(outdir, "output path exists and is not a folder")
     if outdir.is_dir():
         foreign = [p.name for p in outdir.iterdir() if p.name not in OUTPUT_NAMES]
         if foreign:
             raise InputError(outdir, f"output folder holds other files ({', '.join(sorted(foreign)[:3])}); choose an empty or new folder")
+    above = outdir.absolute().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise InputError(outdir, f"cannot make the output folder: {above.name} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nvc-mri-probe-", dir=above))
+    except OSError as exc:
+        raise InputError(outdir, f"cannot write the outputs there ({exc.strerror or exc})") from None
 
 
 def parse_formats(text: str | None, dicom_input: bool) -> tuple[str, ...]:
