@@ -127,3 +127,36 @@ def test_batch_finds_nrrd_metaimage_and_mgh_studies_but_not_their_data_files(tmp
     (tmp_path / "b.raw").write_bytes((tmp_path / "b.raw").read_bytes()[::-1])  # new voxels, the same header
     os.utime(tmp_path / "b.raw", ns=(1, 1))
     assert fingerprint(mhd, "config", "model", "1") != before
+
+
+MULTI_FILE_HEADERS = {
+    "list.mhd": "ObjectType = Image\nNDims = 3\nDimSize = 6 7 8\nElementType = MET_SHORT\nElementSpacing = 0.5 0.5 1\n"
+                "ElementDataFile = LIST\n" + "".join(f"s{k:03d}.raw\n" for k in range(8)),
+    "pattern.mhd": "ObjectType = Image\nNDims = 3\nDimSize = 6 7 8\nElementType = MET_SHORT\nElementSpacing = 0.5 0.5 1\n"
+                   "ElementDataFile = s%03d.raw 0 7 1\n",
+    "list.nhdr": "NRRD0004\ntype: int16\ndimension: 3\nspace: left-posterior-superior\nsizes: 6 7 8\n"
+                 "space directions: (0.5,0,0) (0,0.5,0) (0,0,1)\nkinds: domain domain domain\nendian: little\n"
+                 "encoding: raw\nspace origin: (0,0,0)\ndata file: LIST 2\n" + "".join(f"s{k:03d}.raw\n" for k in range(8)),
+    "pattern.nhdr": "NRRD0004\ntype: int16\ndimension: 3\nspace: left-posterior-superior\nsizes: 6 7 8\n"
+                    "space directions: (0.5,0,0) (0,0.5,0) (0,0,1)\nkinds: domain domain domain\nendian: little\n"
+                    "encoding: raw\nspace origin: (0,0,0)\ndata file: s%03d.raw 0 7 1 2\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MULTI_FILE_HEADERS))
+def test_a_header_with_one_data_file_per_slice_is_one_study_that_resume_sees_change(tmp_path, name):
+    """NRRD and MetaImage headers may name a list of slice files or a numbered pattern. The volume loads from all of
+    them, the batch finds one study (not the slice files) holding the header and all eight slices, and a new last
+    slice changes its fingerprint, so that --resume analyses it again."""
+    voxels = np.arange(8 * 7 * 6, dtype="<i2").reshape(8, 7, 6)  # slice, row, column
+    for k in range(8):
+        voxels[k].tofile(tmp_path / f"s{k:03d}.raw")
+    (tmp_path / name).write_text(MULTI_FILE_HEADERS[name])
+    volume = load_volume(tmp_path / name)
+    assert volume.shape == (6, 7, 8) and np.array_equal(volume.array[:, :, 7], voxels[7].T.astype(np.float32))
+    (study,) = find_studies(tmp_path)
+    assert [f.rsplit("/", 1)[1] for f in study.files] == [name] + [f"s{k:03d}.raw" for k in range(8)]
+    before = fingerprint(study, "config", "model", "1")
+    (tmp_path / "s007.raw").write_bytes(voxels[7][::-1].tobytes())
+    os.utime(tmp_path / "s007.raw", ns=(1, 1))
+    assert fingerprint(study, "config", "model", "1") != before

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nvc_mri.io.dicom_headers import looks_like_dicom, read_dicom
-from nvc_mri.io.image_files import IMAGE_FILE_NAMES, detached_data_file
+from nvc_mri.io.image_files import IMAGE_FILE_NAMES, detached_data_files
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -64,9 +64,9 @@ def _study_uid(path: Path) -> str | None:
 
 
 def _file_study(path: Path, relative: str, kind: str) -> Study:
-    """A study of one file; a detached header's data file is one of its files, so that --resume sees it change."""
-    data = detached_data_file(path) if kind == "image" else None
-    return Study(safe_name(relative), kind, str(path), (str(path),) + ((str(data),) if data else ()))
+    """A study of one file; a detached header's data files are among its files, so that --resume sees them change."""
+    data = detached_data_files(path) if kind == "image" else ()
+    return Study(safe_name(relative), kind, str(path), (str(path),) + tuple(str(f) for f in data))
 
 
 def find_studies(root: str | Path, exclude: str | Path | None = None) -> list[Study]:

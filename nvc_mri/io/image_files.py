@@ -39,21 +39,33 @@ def _nrrd_space_units(path: Path) -> list[str]:
     return []
 
 
-def detached_data_file(path: str | Path) -> Path | None:
-    """The voxel file a detached header names (``.nhdr``: ``data file:``, ``.mhd``: ``ElementDataFile =``), when it
-    is one existing file beside it; None for attached data, lists and file patterns."""
+def detached_data_files(path: str | Path) -> tuple[Path, ...]:
+    """The voxel files a detached header names (``.nhdr``: ``data file:``, ``.mhd``: ``ElementDataFile =``) that
+    exist beside it: one file, a ``LIST`` of files on the header's following lines, or a printf-style pattern with
+    its first, last and step numbers (``slice%03d.raw 1 40 1``). Empty for attached data (``LOCAL``)."""
     path = Path(path)
     key = {".nhdr": "data file:", ".mhd": "elementdatafile ="}.get(path.suffix.lower())
     if key is None:
-        return None
+        return ()
     with open(path, "rb") as fh:
-        head = fh.read(65536).decode("latin-1")
-    for line in head.splitlines():
-        if line.lower().startswith(key):
-            name = line[len(key):].strip()
-            data = path.parent / name
-            return data if name and " " not in name and name.upper() != "LOCAL" and data.is_file() else None
-    return None
+        lines = fh.read(1 << 20).decode("latin-1").splitlines()
+    for i, line in enumerate(lines):
+        if not line.lower().startswith(key):
+            continue
+        value = line[len(key):].strip()
+        words = value.split()
+        if not words or words[0].upper() == "LOCAL":
+            return ()
+        if words[0].upper() == "LIST":
+            names = [rest.strip() for rest in lines[i + 1:] if rest.strip()]
+        elif len(words) >= 4 and "%" in words[0] and all(re.fullmatch(r"-?\d+", w) for w in words[1:4]):
+            first, last, step = (int(w) for w in words[1:4])
+            numbers = range(first, last + (1 if step > 0 else -1), step) if step else ()
+            names = [words[0] % number for number in numbers[:100_000]]
+        else:
+            names = [value]
+        return tuple(data for data in (path.parent / name for name in names) if data.is_file())
+    return ()
 
 
 def _nrrd_geometry_warnings(path: Path, space: str, affine: np.ndarray) -> tuple[np.ndarray, list[str]]:
