@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nvc_mri.cli import app
+from nvc_mri.io import load_volume
 from nvc_mri.io.dicom_write import write_dicom_series
 from tests.conftest import make_volume
 
@@ -155,14 +157,43 @@ def test_enhanced_frames_with_mixed_pixel_spacing(real_data, tmp_path):
     _fails_cleanly(tmp_path / "s", "differ in pixel spacing")
 
 
-def test_duplicate_positions_mixed_series(tmp_path):
+def test_a_slice_position_holding_two_different_images_is_refused(tmp_path):
+    """A second image at one slice position with other pixels (a repeated acquisition, a mixed series): which one
+    belongs to the volume is unknown."""
     vol = make_volume(angles_deg=(0, 0, 0))
     files = write_dicom_series(vol, tmp_path / "s")
     shutil.copy(files[2], tmp_path / "s" / "copy.dcm")
     ds = pydicom.dcmread(tmp_path / "s" / "copy.dcm")
     ds.SOPInstanceUID = "1.2.3.4"
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0] += 1
+    ds.PixelData = pixels.tobytes()
     ds.save_as(tmp_path / "s" / "copy.dcm")
     _fails_cleanly(tmp_path / "s", "share one position")
+
+
+def test_an_image_re_sent_under_a_new_uid_is_left_out_with_a_warning(tmp_path):
+    """The same image twice at one position, under two SOP Instance UIDs (a PACS or router re-sending it): the
+    copy is left out and said so, the volume is the series' own, and dcm2niix (which removes such duplicates too)
+    gives the same voxels. The copy is not among the source files the DICOM outputs will reference."""
+    vol = make_volume(angles_deg=(0, 0, 0))
+    files = write_dicom_series(vol, tmp_path / "s")
+    reference = load_volume(tmp_path / "s")
+    shutil.copy(files[2], tmp_path / "s" / "copy.dcm")
+    ds = pydicom.dcmread(tmp_path / "s" / "copy.dcm")
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.save_as(tmp_path / "s" / "copy.dcm")
+    loaded = load_volume(tmp_path / "s")
+    np.testing.assert_array_equal(loaded.array, reference.array)
+    np.testing.assert_allclose(loaded.affine, reference.affine)
+    assert any("1 repeated copy of an image" in w for w in loaded.meta.warnings)
+    assert len(loaded.meta.source_files) == len(files) and len({str(h.SOPInstanceUID) for h in loaded.headers}) == len(files)
+    if shutil.which("dcm2niix") is None:
+        pytest.fail("dcm2niix is required (apt-get install dcm2niix)")
+    subprocess.run(["dcm2niix", "-z", "n", "-b", "n", "-f", "ref", "-o", str(tmp_path), str(tmp_path / "s")],
+                   check=True, capture_output=True)
+    peer = load_volume(tmp_path / "ref.nii")
+    np.testing.assert_allclose(peer.as_canonical().array, loaded.as_canonical().array, atol=1e-3)
 
 
 def test_debug_flag_shows_traceback(tmp_path):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from pydicom.dataset import Dataset
 
 from nvc_mri.errors import InputError
-from nvc_mri.io.dicom_headers import SeriesGroup, find_nested, read_dicom
+from nvc_mri.io.dicom_headers import InstanceHeader, SeriesGroup, find_nested, read_dicom
 from nvc_mri.io.geometry import check_spacing, check_voxels, stack_geometry
 from nvc_mri.io.sequence import SequenceGuess
 from nvc_mri.io.volume import Volume, VolumeMeta, lps_to_ras
@@ -31,6 +33,30 @@ def _header_only(ds: Dataset) -> Dataset:
         if keyword in ds:
             delattr(ds, keyword)
     return ds
+
+
+def _rescaled_pixels(path: str, source: str) -> np.ndarray:
+    ds, pixels = _read_pixels(path, source)
+    slope, intercept = _rescale(ds)
+    return pixels * slope + intercept
+
+
+def without_repeated_copies(members: list[InstanceHeader], source: str) -> list[InstanceHeader]:
+    """``members`` less the repeated copies of an image: single-frame instances at one slice position whose rescaled
+    pixels are identical (one image re-sent under a new SOP Instance UID, as PACS exports and routers do). The first
+    of each set is kept. Instances at one position whose pixels differ (repeated acquisitions, mixed series) are all
+    kept, for the geometry check to refuse."""
+    at: dict[tuple, list[InstanceHeader]] = {}
+    for m in members:
+        if m.position is not None:
+            at.setdefault(tuple(np.round(m.position, 3)), []).append(m)
+    copies: set[int] = set()
+    for same in at.values():
+        if len(same) > 1:
+            first, *others = (_rescaled_pixels(m.path, source) for m in same)
+            if all(other.shape == first.shape and np.array_equal(other, first) for other in others):
+                copies.update(id(m) for m in same[1:])
+    return [m for m in members if id(m) not in copies]
 
 
 def _classic(group: SeriesGroup, source: str) -> tuple[np.ndarray, np.ndarray, list[str], list[Dataset]]:
@@ -152,7 +178,13 @@ def load_group(group: SeriesGroup, source: str, sequence: SequenceGuess, selecti
     if first.is_enhanced:
         array, affine_lps, warnings, headers = _enhanced(group, source)
     else:
+        kept = without_repeated_copies(group.instances, source)
+        copies = len(group.instances) - len(kept)
+        group = dataclasses.replace(group, instances=kept)
         array, affine_lps, warnings, headers = _classic(group, source)
+        if copies:
+            warnings.append(f"{copies} repeated cop{'y' if copies == 1 else 'ies'} of an image (same slice position, "
+                            "identical pixels, another SOP Instance UID) left out")
     affine = lps_to_ras(affine_lps)
     check_spacing(source, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
     check_voxels(source, array)
