@@ -35,17 +35,11 @@ def _header_only(ds: Dataset) -> Dataset:
     return ds
 
 
-def _rescaled_pixels(path: str, source: str) -> np.ndarray:
-    ds, pixels = _read_pixels(path, source)
-    slope, intercept = _rescale(ds)
-    return pixels * slope + intercept
-
-
 def without_repeated_copies(members: list[InstanceHeader], source: str) -> list[InstanceHeader]:
-    """``members`` less the repeated copies of an image: single-frame instances at one slice position whose rescaled
-    pixels are identical (one image re-sent under a new SOP Instance UID, as PACS exports and routers do). The first
-    of each set is kept. Instances at one position whose pixels differ (repeated acquisitions, mixed series) are all
-    kept, for the geometry check to refuse."""
+    """``members`` less the repeated copies of an image: single-frame instances at one slice position whose stored
+    pixels and rescale are identical (one image re-sent under a new SOP Instance UID, as PACS exports and routers
+    do). The first of each set is kept. Instances at one position whose pixels differ (repeated acquisitions, mixed
+    series) are all kept, for the geometry check to refuse."""
     at: dict[tuple, list[InstanceHeader]] = {}
     for m in members:
         if m.position is not None:
@@ -53,8 +47,9 @@ def without_repeated_copies(members: list[InstanceHeader], source: str) -> list[
     copies: set[int] = set()
     for same in at.values():
         if len(same) > 1:
-            first, *others = (_rescaled_pixels(m.path, source) for m in same)
-            if all(other.shape == first.shape and np.array_equal(other, first) for other in others):
+            (first_ds, first), *others = (_read_pixels(m.path, source) for m in same)
+            if all(_rescale(ds) == _rescale(first_ds) and pixels.shape == first.shape and np.array_equal(pixels, first)
+                   for ds, pixels in others):
                 copies.update(id(m) for m in same[1:])
     return [m for m in members if id(m) not in copies]
 
