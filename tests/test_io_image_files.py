@@ -17,6 +17,7 @@ from nvc_mri.batch.discover import fingerprint
 from nvc_mri.cli import app
 from nvc_mri.errors import InputError
 from nvc_mri.io import load_volume
+from nvc_mri.io.image_files import load_image_file
 
 runner = CliRunner()
 SHAPE = (4, 5, 6)
@@ -109,6 +110,26 @@ def test_damaged_and_non_3d_files_get_one_line_naming_the_file(tmp_path):
         line = " ".join(result.output.split())
         assert result.exit_code != 0 and "Traceback" not in result.output, name
         assert str(tmp_path / name) in line and problem in line, line
+
+
+def test_what_metaio_prints_about_a_damaged_file_goes_into_the_one_line_and_nowhere_else(tmp_path, capfd):
+    """MetaIO writes its own lines to file descriptor 2 before SimpleITK raises; they used to appear above the
+    error line. Now the error line carries them, and a later good read leaves file descriptor 2 working."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((6, 7, 8)).astype(np.float32))
+    sitk.WriteImage(image, str(tmp_path / "whole.mha"))
+    data = (tmp_path / "whole.mha").read_bytes()
+    (tmp_path / "cut.mha").write_bytes(data[: len(data) - 100])
+    sitk.WriteImage(image, str(tmp_path / "detached.mhd"))
+    (tmp_path / "detached.raw").unlink()
+    capfd.readouterr()
+    for name, said in [("cut.mha", "data not read completely"), ("detached.mhd", "Cannot open data file")]:
+        with pytest.raises(InputError) as caught:
+            load_image_file(tmp_path / name)
+        assert said in str(caught.value) and "\n" not in str(caught.value), name
+        assert capfd.readouterr().err == "", name
+    load_image_file(tmp_path / "whole.mha")
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
 
 
 def test_batch_finds_nrrd_metaimage_and_mgh_studies_but_not_their_data_files(tmp_path):

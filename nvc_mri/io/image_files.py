@@ -6,8 +6,12 @@ Like a NIfTI, none of them carries a sequence header: the sequence is judged fro
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import re
+import sys
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -92,17 +96,46 @@ def _itk_reason(message: str) -> str:
     return lines[-1][:160] if lines else "unknown error"
 
 
+@contextlib.contextmanager
+def _native_stderr_held():
+    """Hold what C++ code writes straight to file descriptor 2 (MetaIO reports damage there, besides raising).
+
+    Yields a list that receives the held text. The caller decides: a failed read folds it into its one-line
+    error; after a successful read it is written out unchanged, so nothing anyone else wrote is lost.
+    """
+    held: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            held.append(sink.read().decode("utf-8", "replace"))
+
+
 def _load_itk(path: Path, image_io: str, fmt: str, what: str) -> Volume:
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
     reader.SetImageIO(image_io)
     reader.SetFileName(str(path))
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
+    failure = None
+    with _native_stderr_held() as held:
+        try:
+            image = reader.Execute()
+        except RuntimeError as exc:
+            failure = str(exc)
+    native = "".join(held)
+    if failure is not None:
+        said = "; ".join(" ".join(ln.split()) for ln in native.splitlines() if ln.strip())  # what the reader itself said
         raise InputError(path, f"not a readable {what} file: damaged, truncated or its data file missing "
-                               f"({_itk_reason(str(exc))})") from None
+                               f"({said[:160] if said else _itk_reason(failure)})") from None
+    if native:
+        sys.stderr.write(native)
     array, affine = sitk_voxels_and_affine(image, str(path))
     warnings: list[str] = []
     if fmt == "nrrd":
