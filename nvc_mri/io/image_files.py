@@ -91,7 +91,7 @@ def _nrrd_geometry_warnings(path: Path, space: str, affine: np.ndarray) -> tuple
 
 def _itk_reason(message: str) -> str:
     """The most specific line of an ITK reader's exception (not its source line, object address or "Success")."""
-    lines = [re.sub(r"^ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", ln.strip()) for ln in message.splitlines()]
+    lines = [re.sub(r"^(ITK ERROR: \w+\(0x[0-9a-f]+\): |\[\w+\] )", "", ln.strip()) for ln in message.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("Exception thrown") and ln != "Reason: Success"]
     return lines[-1][:160] if lines else "unknown error"
 
