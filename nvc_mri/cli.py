@@ -11,12 +11,20 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from nvc_mri.errors import InputError, error_line
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console()
-err_console = Console(stderr=True)
+# No markup in what is printed: paths, file names and DICOM descriptions may hold square brackets ("[draft]",
+# "[/x]"), which Rich would otherwise drop or fail on. Styles go in through `styled`.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """``label`` in ``style`` followed by ``rest`` as plain text."""
+    return Text.assemble((label, style), rest)
 _state = {"debug": False}
 
 
@@ -36,7 +44,7 @@ def friendly_errors(func: Callable) -> Callable:
         except InputError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(styled("error:", "bold red", f" {exc}"), highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -45,12 +53,12 @@ def friendly_errors(func: Callable) -> Callable:
                 raise
             if isinstance(exc, OSError) and exc.filename:
                 # a path the user gave or chose (an output folder that cannot be made, a file that cannot be read)
-                err_console.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+                err_console.print(styled("error:", "bold red", f" {exc.filename}: {exc.strerror or exc}"), highlight=False, soft_wrap=True)
                 raise typer.Exit(code=2) from None
             # --debug is an option of nvc-mri itself, before the command (`nvc-mri analyze ... --debug` is refused);
             # commands take their function's name, as typer names them
             command = func.__name__.replace("_", "-")
-            err_console.print(f"[bold red]error:[/] {error_line(exc)} (for the traceback rerun as: nvc-mri --debug {command} ...)",
+            err_console.print(styled("error:", "bold red", f" {error_line(exc)} (for the traceback rerun as: nvc-mri --debug {command} ...)"),
                               highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
@@ -127,16 +135,16 @@ def info(
     c = data["chosen"]
     seq = c["sequence"]
     part = f", {c['series_part']}" if c["series_part"] else ""
-    console.print(f"[bold]Chosen:[/] {c['series_description'] or input}{part} ({c['format']})")
+    console.print(styled("Chosen:", "bold", f" {c['series_description'] or input}{part} ({c['format']})"))
     if c["reason"]:
         console.print(f"  why: {c['reason']}")
     console.print(f"  shape {tuple(c['shape'])}, spacing {tuple(c['spacing_mm'])} mm, orientation {c['orientation']} (affine to RAS+ mm)")
     console.print(f"  sequence: {seq['family']}{' (' + seq['name'] + ')' if seq['name'] else ''}, "
                   f"confidence {seq['confidence']:.2f} from {seq['basis']}")
     if not c["is_heavily_t2_3d"]:
-        console.print("  [yellow]not a heavily T2-weighted 3D series (CISS/FIESTA/SPACE): NVC analysis would be unreliable[/]")
+        console.print(styled("  not a heavily T2-weighted 3D series (CISS/FIESTA/SPACE): NVC analysis would be unreliable", "yellow"))
     for w in c["warnings"]:
-        console.print(f"  [yellow]warning:[/] {w}")
+        console.print(styled("  warning:", "yellow", f" {w}"))
 
 
 @app.command()
@@ -231,7 +239,7 @@ def train(
             bar.update(task, completed=step, status=status)
 
         weights = run_training(settings, resume=resume, progress=report)
-    console.print(f"[bold]Weights written to {weights}[/]")
+    console.print(styled(f"Weights written to {weights}", "bold"))
 
 
 @app.command()
@@ -265,7 +273,7 @@ def segment(
     atomic_save_nifti(result.labels.to_nifti(dtype="uint8"), output)
     warnings = ([f"{FORCED_WARNING}: {problem}"] if problem else []) + volume.meta.warnings
     for warning in warnings + csf_contrast_warnings(volume, result.labels.array):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(styled("warning:", "yellow", f" {warning}"), highlight=False)
     where = "whole volume (coarse pass not trusted: " + str(result.coarse_reason) + ")" if result.used_fallback else "brainstem and both CPAs"
     console.print(f"Labels written to {output} (fine pass over {where}, {result.timings_s['total']:.1f} s)")
 
@@ -288,8 +296,8 @@ def evaluate(
     console.print(table)
     if result["missing_predictions"]:
         missing = result["missing_predictions"]
-        err_console.print(f"[yellow]warning:[/] {len(missing)} reference case(s) have no prediction and are not in the summary: "
-                          f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", highlight=False, soft_wrap=True)
+        err_console.print(styled("warning:", "yellow", f" {len(missing)} reference case(s) have no prediction and are not in the summary: "
+                          f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"), highlight=False, soft_wrap=True)
     console.print(f"metrics.csv and metrics.json written to {output or pred_dir}")
 
 
@@ -310,11 +318,11 @@ def print_summary(report, truth=None) -> None:
             table.add_row("  truth", *cells(t.contact, t.severity, t.min_gap_mm, t.segment, t.vessel, t.indentation_mm), style="dim")
     console.print(table)
     for side in ("right", "left"):
-        console.print(f"[bold]{side.capitalize()}:[/] {report.sides[side].impression}", highlight=False)
+        console.print(styled(f"{side.capitalize()}:", "bold", f" {report.sides[side].impression}"), highlight=False)
     for i, lesion in enumerate(report.lesions, 1):
-        console.print(f"[bold]Lesion {i}:[/] {lesion.impression}", highlight=False)
+        console.print(styled(f"Lesion {i}:", "bold", f" {lesion.impression}"), highlight=False)
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(styled("warning:", "yellow", f" {warning}"), highlight=False)
 
 
 def _analyze_into(source, outdir: Path, *, series=None, device="auto", weights=None, fmt=None, force=False, config=None):
@@ -388,7 +396,7 @@ def batch(
             bar.advance(task)
             bar.update(task, rate=f"{3600 * processed[0] / max(bar.tasks[0].elapsed or 0.0, 1e-6):.0f} studies/h")
             if row["status"] == "failed":
-                console.log(f"[red]failed[/] {row['study']}: {row['reason']}", highlight=False)
+                console.log(styled("failed", "red", f" {row['study']}: {row['reason']}"), highlight=False)
             else:
                 sides = "  ".join(f"{s[0].upper()} {row[s + '_severity'] or 'unknown'}" + (f" {row[s + '_vessel']}" if row[s + "_vessel"] else "")
                                   for s in ("right", "left"))
@@ -469,7 +477,7 @@ def demo(outdir: Path = typer.Option(Path("nvc-demo"), "--outdir", "-o", help="W
                     left=ConflictSpec(kind="deformity", segment="attached_segment", vessel="AICA"),
                     right=ConflictSpec(kind="none"), lesion_probability=0.0)
     folder = write_case(case, outdir / "phantom_case", "dicom")
-    console.print(f"[bold]Phantom case written to {folder}[/] (truth in truth.json, RAS+ mm)")
+    console.print(styled(f"Phantom case written to {folder}", "bold", " (truth in truth.json, RAS+ mm)"))
     analysis = _analyze_into(folder / "dicom", outdir / "report", device=device)
     print_summary(analysis.report, truth=case.truth)
     console.print(f"Report: {outdir / 'report' / 'report.html'} and report.json, labels.nii.gz, dicom/ "

@@ -299,3 +299,16 @@ def test_weights_that_are_not_ours_are_named_with_the_problem(tmp_path):
         result = runner.invoke(app, ["analyze", str(tmp_path / "x.nii.gz"), "-o", str(tmp_path / "out" / name), "--weights",
                                      str(tmp_path / name), "--force"])
         assert result.exit_code == 2 and f"{name}: {message}" in " ".join(result.output.split()), result.output
+
+
+def test_square_brackets_in_paths_and_descriptions_are_printed_as_they_are(tmp_path):
+    """Rich markup used to read "[draft]" in a path as a style and drop it, and "[/x]" as a closing tag it could
+    not match: the error handler itself failed with a traceback."""
+    for folder in ("[draft]", "[/x]"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "notes.txt").write_text("hello")
+        _fails_cleanly(tmp_path / folder / "notes.txt", "neither DICOM nor NIfTI")
+    write_dicom_series(make_volume(), tmp_path / "[study]", overrides={"SeriesDescription": "t2 [ciss] [/b]"})
+    result = runner.invoke(app, ["info", str(tmp_path / "[study]")])
+    assert result.exit_code == 0, result.output
+    assert "t2 [ciss] [/b]" in result.output
