@@ -19,6 +19,7 @@ from nvc_mri.errors import InputError
 from nvc_mri.io import Volume, load_volume
 from nvc_mri.io.convert import as_volume
 from nvc_mri.io.sequence import csf_brainstem_ratio
+from nvc_mri.io.volume import volume_centre_mm
 from nvc_mri.labels import Label
 from nvc_mri.measure import measure
 from nvc_mri.measure.findings import Findings
@@ -160,12 +161,15 @@ def coverage_warnings(volume: Volume) -> list[str]:
 
 
 def midline_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
-    """DICOM input only: a warning when the brainstem label's centre lies further than ``io.yaml``
-    ``max_midline_offset_mm`` from x = 0. DICOM patient coordinates start on the magnet's axis and a head coil
-    centres the head on it (within about 10 mm on the real series at hand), while the sides of every finding are
-    told from the brainstem label's centre; a label that far off is likely other tissue, and the sides with it."""
-    if not volume.meta.format.startswith("dicom"):
-        return []  # a NIfTI's origin may be anywhere (a corner, the AC)
+    """A warning when the brainstem label's centre lies further than ``io.yaml`` ``max_midline_offset_mm`` (left-right)
+    from where the head's midline is expected. The sides of every finding are told from the brainstem label's centre,
+    so a label that far off is likely other tissue, and the sides with it.
+
+    DICOM patient coordinates start on the magnet's axis and a head coil centres the head on it (within about 10 mm
+    on the real series at hand), so x = 0 is the reference. A NIfTI, NRRD, MetaImage or MGH file's origin is the
+    scanner's (converted from DICOM), the mid-sagittal plane (a template space) or anywhere (a corner): for those
+    the label is warned about only when it is that far both from x = 0 and from the image's own left-right centre.
+    """
     brainstem = np.argwhere(labels == Label.BRAINSTEM)
     if len(brainstem) == 0:
         return []
@@ -173,8 +177,16 @@ def midline_warnings(volume: Volume, labels: np.ndarray) -> list[str]:
     limit = float(load_config("io.yaml")["max_midline_offset_mm"])
     if abs(x) <= limit:
         return []
-    return [f"the brainstem label is centred {abs(x):.0f} mm {'right' if x > 0 else 'left'} of the scanner's midline "
-            f"(x = 0), where a head in a head coil lies within about 10 mm: it may be other tissue, and left and right "
+    side = "right" if x > 0 else "left"
+    if volume.meta.format.startswith("dicom"):
+        return [f"the brainstem label is centred {abs(x):.0f} mm {side} of the scanner's midline (x = 0), where a head "
+                "in a head coil lies within about 10 mm: it may be other tissue, and left and right are told from it; "
+                "check the key images"]
+    from_centre = x - float(volume_centre_mm(volume.shape[:3], volume.affine)[0])
+    if abs(from_centre) <= limit:
+        return []
+    return [f"the brainstem label is centred {abs(x):.0f} mm {side} of x = 0 and {abs(from_centre):.0f} mm "
+            f"{'right' if from_centre > 0 else 'left'} of the image's centre: it may be other tissue, and left and right "
             "are told from it; check the key images"]
 
 

@@ -103,7 +103,7 @@ def test_a_thin_slab_is_warned_about():
     assert "covers only 12 mm along its superior-inferior axis" in coverage_warnings(thin)[0]
 
 
-def test_a_brainstem_label_far_from_the_scanners_midline_is_warned_about():
+def test_a_brainstem_label_far_from_the_midline_is_warned_about():
     """Sides are told from the brainstem label's centre. On DICOM input x = 0 is the magnet's axis, where the head
     lies (real series here: brainstem label centres 0.1-5.4 mm from it), so a label centred 40 mm off is likely other
     tissue, as when a slab cuts the brainstem (a half-volume phantom read its right nerve as the left one)."""
@@ -122,4 +122,11 @@ def test_a_brainstem_label_far_from_the_scanners_midline_is_warned_about():
     off = Volume(labels.astype(np.float32), affine, meta)
     assert "centred 40 mm right of the scanner's midline" in midline_warnings(off, labels)[0]
     nifti = Volume(labels.astype(np.float32), affine, meta.model_copy(update={"format": "nifti"}))
-    assert midline_warnings(nifti, labels) == []  # a NIfTI's origin may be anywhere
+    assert midline_warnings(nifti, labels) == []  # a NIfTI's origin may be anywhere: the label is at the image's centre
+    beside = np.zeros_like(labels)
+    beside[30:38, 15:25, :] = 1  # centred 14 mm right of the image's centre, at x = 54 mm
+    assert midline_warnings(nifti, beside) == []  # within 25 mm of the image's centre
+    wide = np.zeros((90, 40, 10), np.uint8)
+    wide[78:86, 15:25, :] = 1  # x = 20.5 + 81.5 = 102 mm; image centre at x = 65 mm: 37 mm right of it
+    warning = midline_warnings(Volume(wide.astype(np.float32), affine, nifti.meta), wide)
+    assert "centred 102 mm right of x = 0 and 37 mm right of the image's centre" in warning[0]
