@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from nvc_mri.batch import find_studies, run_batch
 from nvc_mri.batch.discover import safe_name
 from nvc_mri.cli import app
+from nvc_mri.errors import InputError
 from nvc_mri.phantom import generate
 from nvc_mri.phantom.write import write_case
 from tests.conftest import T1_HEADER
@@ -201,3 +202,16 @@ def test_an_input_folder_without_studies_is_an_error_not_an_empty_success(tmp_pa
     assert result.exit_code == 2 and "no NIfTI file, zip or DICOM study found here" in result.output
     assert not (tmp_path / "out").exists()
 
+
+
+def test_a_device_the_cluster_workers_lack_is_refused_before_anything_is_written(studies, tmp_path):
+    """Local workers' device was checked up front, a cluster's was not: every study failed on its own, one by one.
+    The cluster's workers are now asked first. cuda:99 is missing with or without a GPU."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with pytest.raises(InputError, match=r"--device cuda:99: 2 of 2 Dask workers cannot use it .*CUDA"):
+            run_batch(studies, tmp_path / "out", scheduler=client, device="cuda:99")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="CUDA"):
+        run_batch(studies, tmp_path / "out", device="cuda:99")

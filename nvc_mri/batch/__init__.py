@@ -9,6 +9,7 @@ same batch on a Dask distributed cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,38 +88,44 @@ def run_batch(input_root: str | Path, output_root: str | Path, *, workers: int =
     from nvc_mri.segment.inference import check_device_name, select_device
 
     check_device_name(device)  # a misspelt device would fail every study
-    if scheduler is None:
-        select_device(device)  # local workers use this machine's devices; a cluster's workers are asked there
-    studies = find_studies(input_root, exclude=output_root)
-    if not studies:  # a mistyped or unmounted input folder must not pass for a finished batch
-        raise InputError(input_root, "no NIfTI file, zip or DICOM study found here")
-    output_root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(output_root)
-    summary = Summary(output_root)
-    done = _current_outputs(studies, output_root, str(config) if config else None, str(weights) if weights else None) if resume else {}
-    for row in done.values():
-        summary.rows[row["study"]] = row
-    todo = [s for s in studies if s.name not in done]
-    summary.write()
-    if on_start:
-        on_start(len(studies), len(done))
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    options = dict(device=device, config=str(config) if config else None, weights=str(weights) if weights else None, force=force)
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            select_device(device)  # local workers use this machine's devices
+            client = None
+        else:  # a cluster's workers are asked there, before anything is written
+            from nvc_mri.batch.cluster import cluster_client
 
-    def finished(row: dict) -> None:
-        if row["status"] == "failed" and row["reason"].startswith("timed out"):
-            write_error(output_root / row["study"], row["input"], row["reason"])
-        summary.record(row)
-        if on_row:
-            on_row(row)
+            client = stack.enter_context(cluster_client(scheduler, device))
+        studies = find_studies(input_root, exclude=output_root)
+        if not studies:  # a mistyped or unmounted input folder must not pass for a finished batch
+            raise InputError(input_root, "no NIfTI file, zip or DICOM study found here")
+        output_root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(output_root)
+        summary = Summary(output_root)
+        done = _current_outputs(studies, output_root, str(config) if config else None, str(weights) if weights else None) if resume else {}
+        for row in done.values():
+            summary.rows[row["study"]] = row
+        todo = [s for s in studies if s.name not in done]
+        summary.write()
+        if on_start:
+            on_start(len(studies), len(done))
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        options = dict(device=device, config=str(config) if config else None, weights=str(weights) if weights else None, force=force)
 
-    if scheduler is not None:
-        from nvc_mri.batch.cluster import run_dask
+        def finished(row: dict) -> None:
+            if row["status"] == "failed" and row["reason"].startswith("timed out"):
+                write_error(output_root / row["study"], row["input"], row["reason"])
+            summary.record(row)
+            if on_row:
+                on_row(row)
 
-        run_dask(todo, str(output_root), finished, scheduler, timeout_s=timeout_s, options=options)
-    else:
-        from nvc_mri.batch.local import run_local
+        if client is not None:
+            from nvc_mri.batch.cluster import run_dask
 
-        run_local(todo, str(output_root), finished, workers=workers, timeout_s=timeout_s, options=dict(options, threads=threads))
-    atomic_write_text(output_root / "batch.json", json.dumps({"software": __version__, "studies": len(studies), **summary.counts}, indent=2))
-    return summary
+            run_dask(todo, str(output_root), finished, client, timeout_s=timeout_s, options=options)
+        else:
+            from nvc_mri.batch.local import run_local
+
+            run_local(todo, str(output_root), finished, workers=workers, timeout_s=timeout_s, options=dict(options, threads=threads))
+        atomic_write_text(output_root / "batch.json", json.dumps({"software": __version__, "studies": len(studies), **summary.counts}, indent=2))
+        return summary

@@ -30,6 +30,18 @@ def networks_for(weights: str | None):
     return _networks[key]
 
 
+def device_problem(device: str) -> str | None:
+    """Why this worker cannot run on ``device`` (no CUDA, no such GPU), or None when it can."""
+    from nvc_mri.errors import InputError
+    from nvc_mri.segment.inference import select_device
+
+    try:
+        select_device(device)
+    except InputError as exc:
+        return exc.problem
+    return None
+
+
 @contextlib.contextmanager
 def study_input(study: Study) -> Iterator[Path]:
     """A path ``load_volume`` reads: the file itself, or a folder of links to one DICOM study's files."""

@@ -79,7 +79,10 @@ def select_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}", "asked for, but no CUDA device is available")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device}", f"asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return chosen
 
 
 def configure_threads(threads: int | None = None) -> None:
