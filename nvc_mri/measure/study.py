@@ -195,14 +195,20 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
     local_ids = vessels.vessel_at(artery_world)
     reach = {int(v): float(distance[local_ids == v].min()) for v in np.unique(local_ids)}
     relations = []
+    same_vessel = {}  # name -> that vessel's voxels from all its pieces (a thin branch breaks on thick slices)
     for vid in sorted(reach, key=reach.get):
         if reach[vid] > reach_mm and relations:
             break
         native = scene.points[Label.ARTERY][artery_ids == vid]
         if len(native) == 0:
             continue
+        name = vessels.vessels[int(vid)].name if int(vid) in vessels.vessels else "unknown"
+        if name not in same_vessel:
+            ids = [i for i, v in vessels.vessels.items() if v.name == name] if name != "unknown" else [int(vid)]
+            pieces = scene.points[Label.ARTERY][np.isin(artery_ids, ids)]
+            same_vessel[name] = (pieces, cKDTree(pieces))
         approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
-                                    scene.label_tolerance_mm, voxel_axes)
+                                    scene.label_tolerance_mm, voxel_axes, same_vessel[name])
         if approach is None:
             continue
         cleft = None
