@@ -132,6 +132,31 @@ def test_what_metaio_prints_about_a_damaged_file_goes_into_the_one_line_and_nowh
     assert capfd.readouterr().err == "still here\n"
 
 
+def test_threads_reading_damaged_files_at_once_leave_file_descriptor_2_working(tmp_path, capfd):
+    """Dask workers run studies in threads of one process. Two readers each holding file descriptor 2 could
+    restore each other's temporary file onto it, and everything written to stderr afterwards was lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((40, 40, 40)).astype(np.float32))
+    sitk.WriteImage(image, str(tmp_path / "whole.mha"))
+    data = (tmp_path / "whole.mha").read_bytes()
+    (tmp_path / "cut.mha").write_bytes(data[: len(data) - 100])
+
+    def read(k: int) -> str:
+        try:
+            load_image_file(tmp_path / ("cut.mha" if k % 2 else "whole.mha"))
+            return "read"
+        except InputError:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(read, range(64)))
+    assert outcomes == ["read", "refused"] * 32
+    capfd.readouterr()
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
+
+
 def test_batch_finds_nrrd_metaimage_and_mgh_studies_but_not_their_data_files(tmp_path):
     image = sitk.GetImageFromArray(np.random.default_rng(0).random((6, 7, 8)).astype(np.float32))
     for name in ("a.nrrd", "b.mhd", "c.nhdr", "d.mha"):

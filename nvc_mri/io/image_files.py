@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nibabel as nib
@@ -29,6 +30,7 @@ MM_PER_NRRD_UNIT = {"": 1.0, "mm": 1.0, "millimeter": 1.0, "millimetre": 1.0, "c
                     "metre": 1000.0, "um": 0.001, "µm": 0.001, "micron": 0.001}
 NRRD_PATIENT_SPACES = ("left-posterior-superior", "right-anterior-superior", "left-anterior-superior",
                        "LPS", "RAS", "LAS")
+_STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's, shared by its threads
 AXES_ASSUMED = ("the axes are assumed, so the patient's left and right are not known; check each side against the "
                 "images or fix the header")
 
@@ -101,12 +103,13 @@ def _native_stderr_held():
     """Hold what C++ code writes straight to file descriptor 2 (MetaIO reports damage there, besides raising).
 
     Yields a list that receives the held text. The caller decides: a failed read folds it into its one-line
-    error; after a successful read it is written out unchanged, so nothing anyone else wrote is lost.
+    error; after a successful read it is written out unchanged. File descriptor 2 is the whole process's: what
+    other threads write during the read is held with it (and, after a failed read, only its start is kept).
     """
     held: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:  # one holder at a time, or a second would restore the first's sink
+        sys.stderr.flush()
+        saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
             yield held
