@@ -35,6 +35,22 @@ def test_local_tube_follows_a_bending_artery():
     assert abs(tube.radius_mm - radius) < 0.08
 
 
+def test_local_tube_leaves_out_the_other_limb_of_a_hairpin_loop():
+    """An artery turning back on itself 2 mm away: its return limb lies within the stretch's reach in space but
+    10 mm further along the vessel. Taken as more of this stretch, it widened the tube and moved its axis halfway
+    towards the other limb (development case 5100021r: radius 0.73 against 0.49 mm, axis 0.8 mm off)."""
+    radius, spacing = 0.5, 0.25
+    turn = np.linspace(-np.pi / 2, np.pi / 2, 40)
+    axis = np.vstack([_polyline([-6.0, 0.0, 0.0], [5.0, 0.0, 0.0]),
+                      np.stack([5.0 + np.cos(turn), 1.0 + np.sin(turn), 0 * turn], 1),
+                      _polyline([5.0, 2.0, 0.0], [-6.0, 2.0, 0.0])])
+    voxels = _voxels_of_tube(axis, radius, spacing)
+    tube = local_tube(voxels, cKDTree(voxels), spacing**3, np.array([0.0, 0.0, -radius]), np.eye(3) * spacing)
+    assert tube is not None
+    assert abs(tube.radius_mm - radius) < 0.08
+    assert tube.foot(np.array([[0.0, 0.0, 0.0]]))[1][0] < 0.1  # the axis runs through the near limb
+
+
 def test_long_contact_is_placed_at_the_middle_of_the_touching_stretch():
     """A vertebral artery lying along the nerve from 4 to 12 mm beyond the root exit point: the contact is
     reported at 8 mm, the middle of the stretch, not wherever along it the fitted axes happen to come closest."""

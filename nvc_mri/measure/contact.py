@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from nvc_mri.measure.fields import LocalLabels, box_around, distance_field
@@ -72,6 +74,19 @@ def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coef, t
 
 
+def _along_the_vessel(points: np.ndarray, near_mm: np.ndarray, reach_mm: float, voxel_mm3: float,
+                      voxel_axes_mm: np.ndarray | None) -> np.ndarray:
+    """The voxels of ``points`` within ``reach_mm`` of the one nearest ``near_mm``, measured through the vessel's
+    own voxels (26-neighbours on the acquisition grid): an artery looping back close by, or passing a second time,
+    lies near in space but far along the vessel, and is not more of this stretch's girth."""
+    step = float(np.linalg.norm(np.abs(voxel_axes_mm).sum(axis=1))) if voxel_axes_mm is not None else np.sqrt(3) * np.cbrt(voxel_mm3)
+    pairs = cKDTree(points).query_pairs(step * 1.01, output_type="ndarray")
+    length = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
+    graph = coo_matrix((length, (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points))).tocsr()
+    start = int(np.argmin(np.linalg.norm(points - near_mm, axis=1)))
+    return points[dijkstra(graph, directed=False, indices=start, limit=reach_mm) <= reach_mm]
+
+
 def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray,
                voxel_axes_mm: np.ndarray | None = None) -> ArteryTube | None:
     """Tube with a parabolic axis fitted to an artery's voxels (acquisition grid) around ``near_mm``.
@@ -82,7 +97,9 @@ def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: 
     idx = tree.query_ball_point(near_mm, LOCAL_MM + 1.5)
     if len(idx) < 6:
         return None
-    pts = voxels_mm[idx]
+    pts = _along_the_vessel(voxels_mm[idx], near_mm, LOCAL_MM + 1.5, voxel_mm3, voxel_axes_mm)
+    if len(pts) < 6:
+        return None
     centre = pts.mean(0)
     direction = np.linalg.svd(pts - centre, full_matrices=False)[2][0]
     along = (pts - near_mm) @ direction
