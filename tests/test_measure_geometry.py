@@ -201,6 +201,7 @@ def test_an_artery_piece_too_small_for_a_tube_is_modelled_with_the_rest_of_its_v
     artery = (cKDTree(_polyline([0.0, -4.0, height], [0.0, 4.0, height])).query(flat)[0] <= artery_r).reshape(shape)
     nerve = (cKDTree(_polyline([-6.0, 0.0, 0.0], [6.0, 0.0, 0.0])).query(flat)[0] <= nerve_r).reshape(shape) & ~artery
     piece = artery & (np.abs(centres[..., 1]) <= 0.7)  # the piece over the nerve; the rest is broken off it
+    artery &= piece | (np.abs(centres[..., 1]) >= 1.9)  # by a gap of one voxel to either side
     local = LocalLabels(np.where(nerve, 2, np.where(artery, 4, 0)).astype(np.uint8), grid)
     s = np.arange(-6.0, 6.0, 0.1)
     course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, nerve_r, 3.0)

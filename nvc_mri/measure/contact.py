@@ -88,16 +88,20 @@ def _along_the_vessel(points: np.ndarray, near_mm: np.ndarray, reach_mm: float, 
 
 
 def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray,
-               voxel_axes_mm: np.ndarray | None = None) -> ArteryTube | None:
+               voxel_axes_mm: np.ndarray | None = None, along_vessel: bool = True) -> ArteryTube | None:
     """Tube with a parabolic axis fitted to an artery's voxels (acquisition grid) around ``near_mm``.
 
     ``tree`` is the KD-tree of ``voxels_mm``; the radius comes from the volume per length of the stretch,
     corrected for the labels' shrinkage on the grid with voxel edges ``voxel_axes_mm`` (:func:`label_shrinkage_mm`).
+    The stretch is measured through the vessel's voxels (:func:`_along_the_vessel`), or in space when
+    ``along_vessel`` is False: for a vessel's pieces broken apart on the labels, where no path joins them.
     """
     idx = tree.query_ball_point(near_mm, LOCAL_MM + 1.5)
     if len(idx) < 6:
         return None
-    pts = _along_the_vessel(voxels_mm[idx], near_mm, LOCAL_MM + 1.5, voxel_mm3, voxel_axes_mm)
+    pts = voxels_mm[idx]
+    if along_vessel:
+        pts = _along_the_vessel(pts, near_mm, LOCAL_MM + 1.5, voxel_mm3, voxel_axes_mm)
     if len(pts) < 6:
         return None
     centre = pts.mean(0)
@@ -145,7 +149,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     artery_point = local.world(artery_index[nearest])
     tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point, voxel_axes_mm)
     if tube is None and all_arteries is not None:
-        tube = local_tube(*all_arteries, voxel_mm3, artery_point, voxel_axes_mm)
+        tube = local_tube(*all_arteries, voxel_mm3, artery_point, voxel_axes_mm, along_vessel=False)
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         point = _facing(course, i, artery_point)
