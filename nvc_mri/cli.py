@@ -25,6 +25,8 @@ err_console = Console(stderr=True, markup=False)
 def styled(label: str, style: str, rest: str = "") -> Text:
     """``label`` in ``style`` followed by ``rest`` as plain text."""
     return Text.assemble((label, style), rest)
+
+
 _state = {"debug": False}
 
 

@@ -203,12 +203,13 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if len(native) == 0:
             continue
         name = vessels.vessels[int(vid)].name if int(vid) in vessels.vessels else "unknown"
-        if name not in same_vessel:
+        key = name if name != "unknown" else int(vid)  # an unnamed piece is a vessel of its own
+        if key not in same_vessel:
             ids = [i for i, v in vessels.vessels.items() if v.name == name] if name != "unknown" else [int(vid)]
             pieces = scene.points[Label.ARTERY][np.isin(artery_ids, ids)]
-            same_vessel[name] = (pieces, cKDTree(pieces))
+            same_vessel[key] = (pieces, cKDTree(pieces))
         approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
-                                    scene.label_tolerance_mm, voxel_axes, same_vessel[name])
+                                    scene.label_tolerance_mm, voxel_axes, same_vessel[key])
         if approach is None:
             continue
         cleft = None
