@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from nvc_mri.measure.fields import LocalLabels, box_around, distance_field
-from nvc_mri.measure.nerve import NerveCourse, label_shrinkage_mm
+from nvc_mri.measure.nerve import NerveCourse, label_shrinkage_mm, voxel_graph
 
 LOCAL_MM = 2.0  # half-length of the artery stretch modelled as a tube around the closest approach
 
@@ -76,15 +75,13 @@ def _parabola(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _along_the_vessel(points: np.ndarray, near_mm: np.ndarray, reach_mm: float, voxel_mm3: float,
                       voxel_axes_mm: np.ndarray | None) -> np.ndarray:
-    """The voxels of ``points`` within ``reach_mm`` of the one nearest ``near_mm``, measured through the vessel's
-    own voxels (26-neighbours on the acquisition grid): an artery looping back close by, or passing a second time,
-    lies near in space but far along the vessel, and is not more of this stretch's girth."""
-    step = float(np.linalg.norm(np.abs(voxel_axes_mm).sum(axis=1))) if voxel_axes_mm is not None else np.sqrt(3) * np.cbrt(voxel_mm3)
-    pairs = cKDTree(points).query_pairs(step * 1.01, output_type="ndarray")
-    length = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1)
-    graph = coo_matrix((length, (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points))).tocsr()
+    """The voxels of ``points`` (acquisition grid, voxel edge vectors ``voxel_axes_mm``) within ``reach_mm`` of the
+    one nearest ``near_mm``, measured through the vessel's own voxels (26-neighbours): an artery looping back close
+    by, or passing a second time, lies near in space but far along the vessel, and is not more of this stretch's girth."""
+    axes = np.asarray(voxel_axes_mm, float) if voxel_axes_mm is not None else np.eye(3) * np.cbrt(voxel_mm3)
+    index = np.rint(np.linalg.solve(axes, (points - points[0]).T).T).astype(np.int64)
     start = int(np.argmin(np.linalg.norm(points - near_mm, axis=1)))
-    return points[dijkstra(graph, directed=False, indices=start, limit=reach_mm) <= reach_mm]
+    return points[dijkstra(voxel_graph(index, axes), directed=False, indices=start, limit=reach_mm) <= reach_mm]
 
 
 def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: np.ndarray,

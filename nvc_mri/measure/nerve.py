@@ -68,8 +68,10 @@ class NerveCourse:
         return float(self.arc_mm[-1] - self.arc_mm[0])
 
 
-def voxel_graph(index: np.ndarray, spacing: float):
-    """Sparse 26-neighbour graph of voxels ``(N, 3)`` with mm edge lengths."""
+def voxel_graph(index: np.ndarray, spacing: float | np.ndarray):
+    """Sparse 26-neighbour graph of voxels ``(N, 3)`` with mm edge lengths: ``spacing`` is the voxel side (mm) of
+    an isotropic grid, or the voxel edge vectors (columns of a (3, 3) affine part, mm) of any other."""
+    edges = np.asarray(spacing, float)
     lower = index.min(0) - 1
     shifted = index - lower
     lookup = np.full(shifted.max(0) + 2, -1, np.int64)
@@ -82,7 +84,7 @@ def voxel_graph(index: np.ndarray, spacing: float):
         j = lookup[tuple((shifted + d).T)]
         ok = j >= 0
         rows.append(np.flatnonzero(ok)); cols.append(j[ok])
-        weights.append(np.full(ok.sum(), spacing * float(np.linalg.norm(d))))
+        weights.append(np.full(ok.sum(), float(np.linalg.norm(edges @ d if edges.ndim == 2 else edges * d))))
     n = len(index)
     return coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
 
