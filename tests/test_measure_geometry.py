@@ -214,7 +214,7 @@ def test_an_artery_piece_too_small_for_a_tube_is_modelled_with_the_rest_of_its_v
 
     alone = approach(None)
     assert len(piece_mm) < 6 and alone.artery is None and alone.indentation_mm == 0.0
-    with_vessel = approach((vessel_mm, cKDTree(vessel_mm)))
+    with_vessel = approach(lambda: (vessel_mm, cKDTree(vessel_mm)))
     assert with_vessel.artery is not None and with_vessel.voxel_gap_mm == 0.0
     assert abs(with_vessel.artery.foot(np.zeros((1, 3)))[1][0] - height) <= spacing / 2  # the axis within half a voxel
     assert abs(with_vessel.artery.radius_mm - artery_r) <= spacing / 2

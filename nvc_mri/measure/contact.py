@@ -10,6 +10,7 @@ outline (indentation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +129,7 @@ def local_tube(voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, near_mm: 
 def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.ndarray, local: LocalLabels,
                      artery_voxels_mm: np.ndarray, tree: cKDTree, voxel_mm3: float, label_tolerance_mm: float,
                      voxel_axes_mm: np.ndarray | None = None,
-                     vessel_pieces: tuple[np.ndarray, cKDTree] | None = None) -> Approach | None:
+                     vessel_pieces: Callable[[], tuple[np.ndarray, cKDTree]] | None = None) -> Approach | None:
     """Closest approach of one artery (voxel indices on the local grid) to a nerve (KD-tree of its voxel centres).
 
     The refined gap stays within ``label_tolerance_mm`` (half the largest voxel side: how far a
@@ -137,8 +138,8 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
 
     ``artery_voxels_mm`` (KD-tree ``tree``) are the artery's voxels on the acquisition grid; the artery is
     modelled there as a tube with a parabolic axis, the nerve by its centreline and radius. Where they are too
-    few for a tube (a small piece of a branch broken on the labels), ``vessel_pieces`` (the voxels of every piece
-    of the same named vessel, and their KD-tree) carry it.
+    few for a tube (a small piece of a branch broken on the labels), ``vessel_pieces()`` (the voxels of every piece
+    of the same named vessel, and their KD-tree; called only then) carry it.
     """
     if len(artery_index) == 0:
         return None
@@ -148,7 +149,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     artery_point = local.world(artery_index[nearest])
     tube = local_tube(artery_voxels_mm, tree, voxel_mm3, artery_point, voxel_axes_mm)
     if tube is None and vessel_pieces is not None:
-        tube = local_tube(*vessel_pieces, voxel_mm3, artery_point, voxel_axes_mm, along_vessel=False)
+        tube = local_tube(*vessel_pieces(), voxel_mm3, artery_point, voxel_axes_mm, along_vessel=False)
     if tube is None:
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         point = _facing(course, i, artery_point)

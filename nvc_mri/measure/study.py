@@ -6,6 +6,7 @@ The orchestration of the measurement; the geometry lives in the modules beside i
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -195,7 +196,15 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
     local_ids = vessels.vessel_at(artery_world)
     reach = {int(v): float(distance[local_ids == v].min()) for v in np.unique(local_ids)}
     relations = []
-    same_vessel = {}  # name -> that vessel's voxels from all its pieces (a thin branch breaks on thick slices)
+
+    @functools.cache
+    def vessel_pieces(name: str, vid: int) -> tuple[np.ndarray, cKDTree]:
+        """Voxels of every piece named ``name`` (a thin branch breaks on thick slices); an unnamed piece is a vessel
+        of its own. Built only when a piece is too small for a tube (rare)."""
+        ids = [i for i, v in vessels.vessels.items() if v.name == name] if name != "unknown" else [vid]
+        pieces = scene.points[Label.ARTERY][np.isin(artery_ids, ids)]
+        return pieces, cKDTree(pieces)
+
     for vid in sorted(reach, key=reach.get):
         if reach[vid] > reach_mm and relations:
             break
@@ -203,13 +212,9 @@ def _nerve_relations(value: int, nerve_pts: np.ndarray, region: _SideRegion, sce
         if len(native) == 0:
             continue
         name = vessels.vessels[int(vid)].name if int(vid) in vessels.vessels else "unknown"
-        key = name if name != "unknown" else int(vid)  # an unnamed piece is a vessel of its own
-        if key not in same_vessel:
-            ids = [i for i, v in vessels.vessels.items() if v.name == name] if name != "unknown" else [int(vid)]
-            pieces = scene.points[Label.ARTERY][np.isin(artery_ids, ids)]
-            same_vessel[key] = (pieces, cKDTree(pieces))
         approach = closest_approach(course, nerve_tree, artery_local[local_ids == vid], local, native, cKDTree(native), scene.voxel_mm3,
-                                    scene.label_tolerance_mm, voxel_axes, same_vessel[key])
+                                    scene.label_tolerance_mm, voxel_axes,
+                                    functools.partial(vessel_pieces, name, int(vid) if name == "unknown" else 0))
         if approach is None:
             continue
         cleft = None
