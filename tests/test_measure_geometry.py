@@ -75,6 +75,31 @@ def test_long_contact_is_placed_at_the_middle_of_the_touching_stretch():
     assert abs(approach.place_point_mm[0] - 8.0) < 0.5 and approach.place_point_mm[2] > 0.4  # on the nerve's top, facing the artery
 
 
+def test_closest_approach_is_sought_only_along_the_arterys_voxels():
+    """A branch piece curving down towards the nerve ends 0.4 mm from it (labels broken off, or the branch's end).
+    The parabola fitted to it, extended 1 mm beyond its last voxels, bent on into the nerve: the closest approach
+    was placed 1 mm beyond the piece's end and the gap cut to the labels' gap less their tolerance (0.125 mm).
+    It is now sought along the voxels only (development case 5200042r: the extension of a stretch 1 mm from the root
+    exit point dipped towards the nerve 3 mm further out, where the true artery lies 2 mm away)."""
+    spacing, nerve_r, artery_r = 0.25, 0.6, 0.4
+    lower, shape = np.array([-6.0, -2.0, -2.0]), (48, 16, 24)
+    grid = WorldGrid(tuple(lower), spacing, shape)
+    flat = np.stack(np.meshgrid(*[lower[k] + spacing * np.arange(n) for k, n in enumerate(shape)], indexing="ij"), -1).reshape(-1, 3)
+    x = np.linspace(-4.0, 0.0, 200)
+    artery_axis = np.stack([x, 0 * x, 3.0 - 0.1 * (x + 4.0) ** 2], 1)  # ends 1.4 mm above the nerve's axis: gap 0.4 mm
+    artery = (cKDTree(artery_axis).query(flat)[0] <= artery_r).reshape(shape)
+    nerve = (np.hypot(flat[:, 1], flat[:, 2]) <= nerve_r).reshape(shape)
+    local = LocalLabels(np.where(nerve, 2, np.where(artery, 4, 0)).astype(np.uint8), grid)
+    s = np.arange(-6.0, 6.0, 0.1)
+    course = NerveCourse(np.stack([s, 0 * s, 0 * s], 1), s, nerve_r, 3.0)
+    artery_index = np.argwhere(artery)
+    artery_mm = local.world(artery_index)
+    approach = closest_approach(course, cKDTree(local.world(np.argwhere(nerve))), artery_index, local, artery_mm, cKDTree(artery_mm),
+                                spacing**3, spacing / 2, np.eye(3) * spacing)
+    assert approach.arc_mm <= artery_r  # at the piece's end (0 mm; its rounded cap reaches 0.4 mm), not beyond it
+    assert approach.gap_mm > 0.2
+
+
 def test_distance_to_a_coarse_labels_surface_is_not_cut_short_by_its_steps():
     """A 10 mm ball labelled on 0.5 x 0.5 x 0.75 mm voxels and resampled onto a 0.25 mm grid: points 1 mm outside it
     measure about 0.17 mm short to the voxels' steps; with the steps smoothed away the error is a third of that,

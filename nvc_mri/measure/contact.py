@@ -36,14 +36,15 @@ class ArteryTube:
     t_range: tuple[float, float]
     radius_mm: float
 
-    def axis(self, step_mm: float = 0.02) -> np.ndarray:
-        """Points along the axis, ``step_mm`` apart in ``t`` (extended 1 mm beyond the voxels)."""
-        t = np.arange(self.t_range[0] - 1.0, self.t_range[1] + 1.0 + step_mm, step_mm)
+    def axis(self, step_mm: float = 0.02, beyond_mm: float = 1.0) -> np.ndarray:
+        """Points along the axis, ``step_mm`` apart in ``t``, extended ``beyond_mm`` beyond the voxels."""
+        t = np.arange(self.t_range[0] - beyond_mm, self.t_range[1] + beyond_mm + step_mm, step_mm)
         return self.coef[0] + np.outer(t, self.coef[1]) + np.outer(t * t, self.coef[2])
 
-    def foot(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Closest axis point to each of ``points`` (n, 3) and the distance to it (mm)."""
-        axis = self.axis()
+    def foot(self, points: np.ndarray, beyond_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Closest axis point to each of ``points`` (n, 3) and the distance to it (mm), the axis extended ``beyond_mm``
+        beyond the voxels it was fitted to."""
+        axis = self.axis(beyond_mm=beyond_mm)
         distance, index = cKDTree(axis).query(np.atleast_2d(points))
         return axis[index], distance
 
@@ -154,7 +155,9 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
         i = int(np.argmin(np.linalg.norm(course.points - artery_point, axis=1)))
         point = _facing(course, i, artery_point)
         return Approach(voxel_gap, voxel_gap, 0.0, float(course.arc_mm[i]), point, artery_point, None, float(course.arc_mm[i]), point)
-    feet, axis_distance = tube.foot(course.points)
+    # the axis only where its voxels are: beyond them a parabola's curve is extrapolated, and where the labels end (a
+    # branch piece broken off near the nerve) it may bend on towards the nerve where no artery is
+    feet, axis_distance = tube.foot(course.points, beyond_mm=0.0)
     # only the stretch of the nerve facing this piece of artery
     window = np.linalg.norm(course.points - artery_point, axis=1) <= LOCAL_MM + course.radius_mm + tube.radius_mm + 2.0
     if not window.any():
@@ -165,7 +168,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     gap = float(np.clip(gap, lowest, voxel_gap + label_tolerance_mm))
     place = i if voxel_gap > 0 else touching_stretch_middle(course, local.world(artery_index[d <= local.spacing * 1.01]))
     return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]), _facing(course, i, feet[i]), artery_point, tube,
-                    float(course.arc_mm[place]), _facing(course, place, feet[place]))
+                    float(course.arc_mm[place]), _facing(course, place, tube.foot(course.points[place])[0][0]))
 
 
 def _facing(course: NerveCourse, i: int, artery_mm: np.ndarray) -> np.ndarray:
