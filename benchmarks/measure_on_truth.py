@@ -29,8 +29,13 @@ TARGETS = {"gap MAE (true gap 0-2 mm)": ("<=", 0.15), "contact agreement": (">="
 
 
 def ensure(folder: Path, preset: str, first_seed: int = 0) -> list[Path]:
+    cases = preset_cases(preset, seed=first_seed)
+    present = sorted(p.name for p in folder.glob("case_*"))
+    if present and not {f"case_{seed:07d}" for seed, _ in cases} & set(present):
+        raise SystemExit(f"{folder}: holds {len(present)} cases ({present[0]} to {present[-1]}), none of preset {preset!r} "
+                         f"from seed {cases[0][0]}; give the set's first seed (--seed) or another --folder")
     out = []
-    for seed, spec in preset_cases(preset, seed=first_seed):
+    for seed, spec in cases:
         case_dir = folder / f"case_{seed:07d}"
         if not (case_dir / "truth.json").is_file():
             write_case(generate(seed, **spec), case_dir, "nifti")
