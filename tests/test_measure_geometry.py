@@ -80,7 +80,7 @@ def test_closest_approach_is_sought_only_along_the_arterys_voxels():
     The parabola fitted to it, extended 1 mm beyond its last voxels, bent on into the nerve: the closest approach
     was placed 1 mm beyond the piece's end and the gap cut to the labels' gap less their tolerance (0.125 mm).
     It is now sought along the voxels only (development case 5200042r: the extension of a stretch 1 mm from the root
-    exit point dipped towards the nerve 3 mm further out, where the true artery lies 2 mm away)."""
+    exit point dipped towards the nerve 3.6 mm further out, where the true artery lies 2 mm away)."""
     spacing, nerve_r, artery_r = 0.25, 0.6, 0.4
     lower, shape = np.array([-6.0, -2.0, -2.0]), (48, 16, 24)
     grid = WorldGrid(tuple(lower), spacing, shape)

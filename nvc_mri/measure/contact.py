@@ -167,6 +167,7 @@ def closest_approach(course: NerveCourse, nerve_tree: cKDTree, artery_index: np.
     lowest = voxel_gap - label_tolerance_mm if voxel_gap > label_tolerance_mm else -np.inf
     gap = float(np.clip(gap, lowest, voxel_gap + label_tolerance_mm))
     place = i if voxel_gap > 0 else touching_stretch_middle(course, local.world(artery_index[d <= local.spacing * 1.01]))
+    # the middle of a long touching stretch may lie beyond the tube's voxels: it faces the axis as extended there
     return Approach(voxel_gap, max(gap, 0.0), max(-gap, 0.0), float(course.arc_mm[i]), _facing(course, i, feet[i]), artery_point, tube,
                     float(course.arc_mm[place]), _facing(course, place, tube.foot(course.points[place])[0][0]))
 
